@@ -1,0 +1,45 @@
+"""Build the Cython extensions of cymlp.
+
+OpenMP is asked for with the GCC/Clang flag (MSVC spells it /openmp). No -march=native:
+wheels must run on any x86-64 / arm64 machine. CYMLP_DEBUG=1 builds with bounds checks.
+"""
+
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("CYMLP_DEBUG", "0") == "1"
+
+if sys.platform == "win32":
+    compile_args, link_args = ["/openmp", "/O2"], []
+elif sys.platform == "darwin":
+    # Apple clang needs libomp installed separately; build without OpenMP otherwise.
+    compile_args, link_args = ["-O3"], []
+else:
+    compile_args, link_args = ["-O3", "-fopenmp", "-fno-math-errno"], ["-fopenmp"]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": DEBUG,
+}
+
+modules = ["_blas", "_kernels", "_optim", "_engine"]
+extensions = [
+    Extension(
+        f"cymlp.{name}",
+        [f"src/cymlp/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    for name in modules
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))
