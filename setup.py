@@ -42,4 +42,4 @@ extensions = [
     for name in modules
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"]))

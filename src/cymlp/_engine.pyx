@@ -1,0 +1,488 @@
+# cython: wraparound=True
+# (The hot loops here use raw pointers; Python-level list indexing needs wraparound.)
+"""The network: one flat parameter buffer, workspaces allocated once per fit, and the
+compiled, GIL-free loops over mini-batches (train_epoch), over row chunks for the
+full-batch objective (loss_and_grad, used by L-BFGS and the gradient tests) and for
+prediction (predict).
+
+Layout: params = [W_0.ravel(), ..., W_{L-1}.ravel(), b_0, ..., b_{L-1}] (scikit-learn's
+_pack order), each W_l row-major (fan_in, fan_out). The weights come first so the L2
+penalty applies to one contiguous prefix. A_l / D_l denote the activations and the loss
+gradients (w.r.t. pre-activations) of layer l = 1..L, for the rows of the current batch;
+A_0 is the input batch.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from cython cimport floating
+from libc.math cimport sqrt, pow
+from libc.stdlib cimport malloc, free
+
+from ._blas cimport gemm
+from ._kernels cimport (IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, bias_act_forward,
+                        act_backward, output_loss_backward, bias_grad, gather_rows,
+                        gather_csr_rows)
+from ._optim cimport StepConfig, step, ADAM
+from ._optim import n_partials
+
+HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
+                      "relu": RELU}
+OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY,
+                      "exp": EXP}
+# Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
+DEFAULT_CHUNK = 4096
+
+
+cdef struct Net:
+    int n_layers                 # L, the number of weight layers
+    const Py_ssize_t* units      # L + 1 layer widths
+    const Py_ssize_t* w_off      # offset of W_l in params (and grads)
+    const Py_ssize_t* b_off      # offset of b_l
+    const Py_ssize_t* a_off      # offset of A_l in the workspace, l = 1..L (index 0 unused)
+    const Py_ssize_t* d_off      # offset of D_l
+    int hidden_act
+    int out_act
+
+
+cdef struct Rows:
+    # Where input rows come from: a dense row-major array, or CSR arrays.
+    const void* dense
+    const void* data
+    const Py_ssize_t* indices
+    const Py_ssize_t* indptr
+    Py_ssize_t n_cols
+
+
+cdef struct Buffers:
+    void* params
+    void* grads
+    void* state1
+    void* state2
+    void* ws          # activations and deltas
+    void* xbuf        # gathered input rows
+    void* ybuf        # gathered target rows
+    void* swbuf       # gathered sample weights
+    const void* Y     # (n, n_outputs) targets
+    const void* sw    # (n,) sample weights or NULL
+
+
+cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssize_t start,
+                               Py_ssize_t nb, floating* buf) noexcept nogil:
+    """Rows order[start:start + nb] (or start:start + nb when order is NULL) as a dense
+    block: a pointer into the data itself when no gather is needed."""
+    cdef const Py_ssize_t* idx = order + start if order != NULL else NULL
+    if src.dense != NULL:
+        if idx == NULL:
+            return <const floating*> src.dense + start * src.n_cols
+        gather_rows(buf, <const floating*> src.dense, idx, nb, src.n_cols)
+        return buf
+    gather_csr_rows(buf, <const floating*> src.data, src.indices, src.indptr, idx, start,
+                    nb, src.n_cols)
+    return buf
+
+
+cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
+                             const floating* X0, const floating* Y, const floating* sw,
+                             Py_ssize_t nb, floating scale, bint accumulate) noexcept nogil:
+    """Forward nb rows, then backward: G (+)= scale * gradient of the data loss (no L2).
+    Returns the sample-weighted data-loss sum over the rows."""
+    cdef int l, L = net.n_layers
+    cdef const Py_ssize_t* u = net.units
+    cdef const floating* A_prev = X0
+    cdef floating* A
+    cdef floating* D
+    cdef floating beta = 1 if accumulate else 0
+    cdef double loss
+    for l in range(1, L + 1):
+        A = ws + net.a_off[l]
+        gemm(False, False, nb, u[l], u[l - 1], <floating> 1, A_prev, u[l - 1],
+             P + net.w_off[l - 1], u[l], <floating> 0, A, u[l])
+        if l < L:
+            bias_act_forward(A, P + net.b_off[l - 1], nb, u[l], net.hidden_act)
+        A_prev = A
+    loss = output_loss_backward(ws + net.d_off[L], ws + net.a_off[L], P + net.b_off[L - 1],
+                                Y, sw, nb, u[L], net.out_act)
+    for l in range(L, 0, -1):
+        D = ws + net.d_off[l]
+        A_prev = X0 if l == 1 else ws + net.a_off[l - 1]
+        gemm(True, False, u[l - 1], u[l], nb, scale, A_prev, u[l - 1], D, u[l], beta,
+             G + net.w_off[l - 1], u[l])
+        bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
+        if l > 1:  # no input gradient for the first layer
+            gemm(False, True, nb, u[l - 1], u[l], <floating> 1, D, u[l],
+                 P + net.w_off[l - 1], u[l], <floating> 0, ws + net.d_off[l - 1], u[l - 1])
+            act_backward(ws + net.d_off[l - 1], ws + net.a_off[l - 1], nb, u[l - 1],
+                         net.hidden_act)
+    return loss
+
+
+cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
+                             const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch,
+                             Py_ssize_t n_params, Py_ssize_t n_weights, StepConfig* cfg,
+                             long adam_t, double alpha, double sq, double* partial,
+                             floating tag) noexcept nogil:
+    """One pass over the n rows in mini-batches: forward, backward, optimizer step.
+    Returns the sum over batches of (batch loss * batch rows); `sq` is sum(W**2) now.
+    (`tag` only selects the float or double version.)"""
+    cdef floating* P = <floating*> buf.params
+    cdef floating* G = <floating*> buf.grads
+    cdef const floating* Y = <const floating*> buf.Y
+    cdef const floating* sw = <const floating*> buf.sw
+    cdef Rows yrows
+    cdef const floating* xb
+    cdef const floating* yb
+    cdef floating* swb = NULL
+    cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
+    cdef double sw_sum, loss, total = 0, lr0 = cfg.lr
+    yrows.dense = Y
+    yrows.data = yrows.indices = yrows.indptr = NULL
+    yrows.n_cols = n_out
+    for k in range((n + batch - 1) // batch):
+        start = k * batch
+        nb = min(batch, n - start)
+        xb = load_rows(X, order, start, nb, <floating*> buf.xbuf)
+        yb = load_rows(&yrows, order, start, nb, <floating*> buf.ybuf)
+        sw_sum = nb
+        if sw != NULL:
+            swb = <floating*> buf.swbuf
+            sw_sum = 0
+            for i in range(nb):
+                swb[i] = sw[order[start + i]] if order != NULL else sw[start + i]
+                sw_sum += swb[i]
+        loss = forward_backward(net, P, G, <floating*> buf.ws, xb, yb, swb, nb,
+                                <floating> (1 / sw_sum), False) / sw_sum
+        if net.out_act == IDENTITY:
+            loss /= n_out  # scikit-learn averages squared error over outputs
+        total += (loss + 0.5 * alpha * sq / sw_sum) * nb
+        cfg.l2 = alpha / sw_sum
+        if cfg.kind == ADAM:
+            adam_t += 1
+            cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
+        sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
+                  n_weights, partial, alpha > 0)
+    return total
+
+
+cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
+                       floating* out, floating* xbuf, floating* h1, floating* h2,
+                       Py_ssize_t chunk) noexcept nogil:
+    """out (n, n_outputs) = the network's output for the n rows, chunk rows at a time,
+    hidden activations alternating between h1 and h2."""
+    cdef int l, L = net.n_layers
+    cdef const Py_ssize_t* u = net.units
+    cdef Py_ssize_t k, start, nb
+    cdef const floating* A_prev
+    cdef floating* A
+    for k in range((n + chunk - 1) // chunk):
+        start = k * chunk
+        nb = min(chunk, n - start)
+        A_prev = load_rows(X, NULL, start, nb, xbuf)
+        for l in range(1, L + 1):
+            if l == L:
+                A = out + start * u[L]
+            else:
+                A = h1 if l % 2 == 1 else h2
+            gemm(False, False, nb, u[l], u[l - 1], <floating> 1, A_prev, u[l - 1],
+                 P + net.w_off[l - 1], u[l], <floating> 0, A, u[l])
+            bias_act_forward(A, P + net.b_off[l - 1], nb, u[l],
+                             net.out_act if l == L else net.hidden_act)
+            A_prev = A
+
+
+cdef void* _ptr(object arr):
+    """Data pointer of a numpy array (None gives NULL)."""
+    if arr is None:
+        return NULL
+    return <void*> <Py_ssize_t> arr.__array_interface__["data"][0]
+
+
+cdef class Network:
+    """A fully connected network with its parameters in one flat buffer.
+
+    Parameters
+    ----------
+    layer_units : list of int
+        Widths [n_features, hidden..., n_outputs].
+    hidden_activation : {'identity', 'logistic', 'tanh', 'relu'}
+    output_activation : {'softmax', 'logistic', 'identity', 'exp'}
+        Each output activation comes with its canonical loss: log-loss, binary
+        log-loss, half squared error, Poisson deviance.
+    dtype : np.float32 or np.float64
+    """
+    cdef readonly object dtype
+    cdef readonly list layer_units
+    cdef readonly str hidden_activation, output_activation
+    cdef readonly object params, grads
+    cdef readonly list coefs, intercepts
+    cdef readonly Py_ssize_t n_weights
+    cdef object _units, _w_off, _b_off
+    cdef object _ws, _ws_rows, _a_off, _d_off
+    cdef int _hidden_act, _out_act
+
+    def __init__(self, layer_units, hidden_activation, output_activation, dtype):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.layer_units = [int(u) for u in layer_units]
+        if len(self.layer_units) < 2 or min(self.layer_units) < 1:
+            raise ValueError(f"invalid layer_units {layer_units}")
+        self.hidden_activation = hidden_activation
+        self.output_activation = output_activation
+        self._hidden_act = HIDDEN_ACTIVATIONS[hidden_activation]
+        self._out_act = OUTPUT_ACTIVATIONS[output_activation]
+        units = self.layer_units
+        fans = list(zip(units[:-1], units[1:]))
+        self.n_weights = sum(a * b for a, b in fans)
+        n_params = self.n_weights + sum(units[1:])
+        w_off = np.cumsum([0] + [a * b for a, b in fans])[:-1]
+        b_off = self.n_weights + np.cumsum([0] + units[1:])[:-1]
+        self._units = np.asarray(units, dtype=np.intp)
+        self._w_off = np.asarray(w_off, dtype=np.intp)
+        self._b_off = np.asarray(b_off, dtype=np.intp)
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.coefs = [self.params[o:o + a * b].reshape(a, b) for o, (a, b) in zip(w_off, fans)]
+        self.intercepts = [self.params[o:o + b] for o, b in zip(b_off, units[1:])]
+        self._ws = None
+        self._ws_rows = 0
+
+    def __reduce__(self):
+        return (_rebuild_network, (self.layer_units, self.hidden_activation,
+                                   self.output_activation, self.dtype.str, self.params))
+
+    @property
+    def n_outputs(self):
+        return self.layer_units[-1]
+
+    def reserve(self, Py_ssize_t rows):
+        """Allocate the activation / delta workspace for batches of up to `rows` rows
+        (kept until release(); training reuses it without allocating)."""
+        if self._ws is not None and self._ws_rows >= rows:
+            return
+        widths = self.layer_units[1:]
+        sizes = [rows * w for w in widths]
+        starts = np.cumsum([0] + sizes + sizes)
+        L = len(widths)
+        self._a_off = np.concatenate([[0], starts[:L]]).astype(np.intp)
+        self._d_off = np.concatenate([[0], starts[L:2 * L]]).astype(np.intp)
+        self._ws = np.empty(max(int(starts[-1]), 1), dtype=self.dtype)
+        self._ws_rows = rows
+
+    def release(self):
+        """Free the training workspace."""
+        self._ws = None
+        self._ws_rows = 0
+
+    cdef Net _net(self):
+        cdef Net net
+        net.n_layers = len(self.layer_units) - 1
+        net.units = <const Py_ssize_t*> _ptr(self._units)
+        net.w_off = <const Py_ssize_t*> _ptr(self._w_off)
+        net.b_off = <const Py_ssize_t*> _ptr(self._b_off)
+        net.a_off = <const Py_ssize_t*> _ptr(self._a_off) if self._ws is not None else NULL
+        net.d_off = <const Py_ssize_t*> _ptr(self._d_off) if self._ws is not None else NULL
+        net.hidden_act = self._hidden_act
+        net.out_act = self._out_act
+        return net
+
+    def _rows(self, X):
+        """Check X and keep the arrays whose pointers a Rows struct will hold."""
+        n_features = self.layer_units[0]
+        if sp.issparse(X):
+            X = X.tocsr()
+            if X.shape[1] != n_features:
+                raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
+            return (None, np.ascontiguousarray(X.data, dtype=self.dtype),
+                    np.asarray(X.indices, dtype=np.intp), np.asarray(X.indptr, dtype=np.intp),
+                    X.shape[0])
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != n_features:
+            raise ValueError(f"X must have shape (n, {n_features}), got {X.shape}")
+        return (np.ascontiguousarray(X, dtype=self.dtype), None, None, None, X.shape[0])
+
+    cdef Rows _fill_rows(self, tuple held):
+        cdef Rows r
+        r.dense = _ptr(held[0])
+        r.data = _ptr(held[1])
+        r.indices = <const Py_ssize_t*> _ptr(held[2])
+        r.indptr = <const Py_ssize_t*> _ptr(held[3])
+        r.n_cols = self.layer_units[0]
+        return r
+
+    def _targets(self, Y, n, sample_weight):
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if Y.shape != (n, self.n_outputs):
+            raise ValueError(f"Y must have shape ({n}, {self.n_outputs}), got {Y.shape}")
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=self.dtype)
+            if sample_weight.shape != (n,):
+                raise ValueError(f"sample_weight must have shape ({n},)")
+        return Y, sample_weight
+
+    def sum_sq_weights(self):
+        w = self.params[:self.n_weights]
+        return float(np.dot(w, w))
+
+    def train_epoch(self, X, Y, sample_weight, order, Py_ssize_t batch_size, double alpha,
+                    optimizer):
+        """One epoch of mini-batch training, the GIL released throughout.
+
+        order: the row order (np.intp array, a permutation of range(n)) or None for the
+        stored order. optimizer: an SGDOptimizer / AdamOptimizer whose state buffers are
+        updated in place. Returns the epoch's summed loss: sum over batches of the batch
+        loss (data loss + L2 term) times the batch's row count.
+        """
+        held = self._rows(X)
+        cdef Py_ssize_t n = held[4]
+        if n == 0:
+            raise ValueError("no rows to train on")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        Y, sample_weight = self._targets(Y, n, sample_weight)
+        if order is not None:
+            order = np.ascontiguousarray(order, dtype=np.intp)
+            if order.shape != (n,) or (n and (order.min() < 0 or order.max() >= n)):
+                raise ValueError("order must be a permutation of range(n)")
+        cdef Py_ssize_t batch = min(batch_size, n)
+        self.reserve(batch)
+        xbuf = np.empty((batch, self.layer_units[0]), dtype=self.dtype)
+        ybuf = np.empty((batch, self.n_outputs), dtype=self.dtype)
+        swbuf = np.empty(batch, dtype=self.dtype)
+        s1, s2 = optimizer.buffers()
+        if s1.shape != self.params.shape or s1.dtype != self.dtype:
+            raise ValueError("optimizer state does not match the network")
+        c = optimizer.config()
+        cdef StepConfig cfg
+        cfg.kind = c["kind"]
+        cfg.lr = c["lr"]
+        cfg.momentum = c["momentum"]
+        cfg.nesterov = c["nesterov"]
+        cfg.beta_1 = c["beta_1"]
+        cfg.beta_2 = c["beta_2"]
+        cfg.epsilon = c["epsilon"]
+        cfg.l2 = 0
+        cdef long adam_t = getattr(optimizer, "t", 0)
+        cdef Buffers buf
+        buf.params = _ptr(self.params)
+        buf.grads = _ptr(self.grads)
+        buf.state1 = _ptr(s1)
+        buf.state2 = _ptr(s2)
+        buf.ws = _ptr(self._ws)
+        buf.xbuf = _ptr(xbuf)
+        buf.ybuf = _ptr(ybuf)
+        buf.swbuf = _ptr(swbuf)
+        buf.Y = _ptr(Y)
+        buf.sw = _ptr(sample_weight)
+        cdef Net net = self._net()
+        cdef Rows rows = self._fill_rows(held)
+        cdef const Py_ssize_t* order_p = <const Py_ssize_t*> _ptr(order)
+        cdef Py_ssize_t n_params = self.params.shape[0], n_weights = self.n_weights
+        cdef double sq = self.sum_sq_weights() if alpha > 0 else 0.0
+        cdef double total
+        partial_arr = np.empty(n_partials(n_params), dtype=np.float64)
+        cdef double* partial = <double*> _ptr(partial_arr)
+        cdef bint single = self.dtype == np.float32
+        with nogil:
+            if single:
+                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
+                                         n_weights, &cfg, adam_t, alpha, sq, partial,
+                                         <float> 0)
+            else:
+                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
+                                         n_weights, &cfg, adam_t, alpha, sq, partial,
+                                         <double> 0)
+        optimizer.after_steps((n + batch - 1) // batch)
+        return total
+
+    def loss_and_grad(self, X, Y, sample_weight=None, double alpha=0.0):
+        """The full-batch objective at the current parameters and its gradient, as
+        scikit-learn's _backprop defines them: weighted-mean data loss (squared error
+        averaged over outputs) + 0.5 * alpha * sum(W**2) / sum(sample_weight), and the
+        gradient (summed over outputs). Rows are processed in bounded chunks."""
+        held = self._rows(X)
+        cdef Py_ssize_t n = held[4]
+        if n == 0:
+            raise ValueError("no rows")
+        Y, sample_weight = self._targets(Y, n, sample_weight)
+        cdef Py_ssize_t chunk = min(n, DEFAULT_CHUNK)
+        self.reserve(chunk)
+        xbuf = np.empty((chunk, self.layer_units[0]), dtype=self.dtype)
+        cdef double sw_sum = float(np.sum(sample_weight, dtype=np.float64)) \
+            if sample_weight is not None else n
+        cdef Net net = self._net()
+        cdef Rows rows = self._fill_rows(held)
+        cdef void* P = _ptr(self.params)
+        cdef void* G = _ptr(self.grads)
+        cdef void* ws = _ptr(self._ws)
+        cdef void* xb = _ptr(xbuf)
+        cdef char* Yp = <char*> _ptr(Y)
+        cdef char* swp = <char*> _ptr(sample_weight)
+        cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
+        cdef double total = 0
+        cdef bint single = self.dtype == np.float32
+        with nogil:
+            for k in range((n + chunk - 1) // chunk):
+                start = k * chunk
+                nb = min(chunk, n - start)
+                if single:
+                    total += forward_backward(
+                        &net, <float*> P, <float*> G, <float*> ws,
+                        load_rows(&rows, NULL, start, nb, <float*> xb),
+                        <float*> (Yp + start * n_out * isz),
+                        <float*> (swp + start * isz) if swp != NULL else NULL,
+                        nb, <float> (1 / sw_sum), start > 0)
+                else:
+                    total += forward_backward(
+                        &net, <double*> P, <double*> G, <double*> ws,
+                        load_rows(&rows, NULL, start, nb, <double*> xb),
+                        <double*> (Yp + start * n_out * isz),
+                        <double*> (swp + start * isz) if swp != NULL else NULL,
+                        nb, 1 / sw_sum, start > 0)
+        loss = total / sw_sum
+        if self._out_act == IDENTITY:
+            loss /= n_out
+        grad = self.grads.copy()
+        if alpha > 0:
+            w = self.params[:self.n_weights]
+            loss += 0.5 * alpha * float(np.dot(w, w)) / sw_sum
+            grad[:self.n_weights] += (alpha / sw_sum) * w
+        return float(loss), grad
+
+    def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
+        """The network's outputs (after the output activation) for X, computed in chunks
+        of rows with scratch owned by this call (safe to call from several threads)."""
+        held = self._rows(X)
+        cdef Py_ssize_t n = held[4]
+        out = np.empty((n, self.n_outputs), dtype=self.dtype)
+        if n == 0:
+            return out
+        chunk = max(1, min(chunk, n))
+        widest = max(self.layer_units[1:-1], default=1)
+        xbuf = np.empty((chunk, self.layer_units[0]) if held[0] is None else 1,
+                        dtype=self.dtype)
+        h1 = np.empty(chunk * widest, dtype=self.dtype)
+        h2 = np.empty(chunk * widest, dtype=self.dtype)
+        cdef Net net = self._net()
+        cdef Rows rows = self._fill_rows(held)
+        cdef void* P = _ptr(self.params)
+        cdef void* o = _ptr(out)
+        cdef void* xb = _ptr(xbuf)
+        cdef void* p1 = _ptr(h1)
+        cdef void* p2 = _ptr(h2)
+        cdef bint single = self.dtype == np.float32
+        with nogil:
+            if single:
+                predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> xb,
+                             <float*> p1, <float*> p2, chunk)
+            else:
+                predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> xb,
+                             <double*> p1, <double*> p2, chunk)
+        return out
+
+
+def _rebuild_network(layer_units, hidden_activation, output_activation, dtype, params):
+    net = Network(layer_units, hidden_activation, output_activation, np.dtype(dtype))
+    net.params[:] = params
+    return net

@@ -1,0 +1,26 @@
+# One forward/backward pair per op. Arguments: outputs first, then inputs, then sizes.
+# Every matrix is row-major, n rows by m columns.
+from cython cimport floating
+
+cdef enum Activation:
+    IDENTITY = 0
+    LOGISTIC = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4   # output layers only
+    EXP = 5       # output layers only (Poisson head)
+
+cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m,
+                           int act) noexcept nogil
+cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t n, Py_ssize_t m,
+                       int act) noexcept nogil
+cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
+                                 const floating* Y, const floating* sw,
+                                 Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil
+cdef void bias_grad(floating* db, const floating* D, Py_ssize_t n, Py_ssize_t m,
+                    floating scale, bint accumulate) noexcept nogil
+cdef void gather_rows(floating* out, const floating* X, const Py_ssize_t* idx,
+                      Py_ssize_t n, Py_ssize_t m) noexcept nogil
+cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t* indices,
+                          const Py_ssize_t* indptr, const Py_ssize_t* idx,
+                          Py_ssize_t start, Py_ssize_t n, Py_ssize_t m) noexcept nogil

@@ -1,0 +1,181 @@
+"""Elementwise kernels of the network: fused bias + activation, activation derivatives,
+output activation fused with its loss and loss gradient, bias gradients, row gathers.
+
+Shapes: Z, A, D, Y are (n, m) row-major; b and db are (m,); sw is (n,) or NULL.
+Activation derivatives are taken from the stored outputs A (as scikit-learn does), so the
+pre-activations never need to be kept.
+"""
+from cython cimport floating
+from libc.math cimport exp, expf, log, logf, tanh, tanhf, fabs
+from libc.string cimport memcpy, memset
+from libc.float cimport FLT_EPSILON, DBL_EPSILON
+
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating _logistic(floating x) noexcept nogil:
+    # Stable for large |x|: never exponentiates a large positive number.
+    cdef floating e
+    if x >= 0:
+        return 1 / (1 + _exp(-x))
+    e = _exp(x)
+    return e / (1 + e)
+
+
+cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m,
+                           int act) noexcept nogil:
+    """Z = act(Z + b), in place."""
+    cdef Py_ssize_t i, j
+    cdef floating* z
+    cdef floating v
+    for i in range(n):
+        z = Z + i * m
+        if act == RELU:
+            for j in range(m):
+                v = z[j] + b[j]
+                z[j] = v if v > 0 else 0
+        elif act == IDENTITY:
+            for j in range(m):
+                z[j] = z[j] + b[j]
+        elif act == TANH:
+            for j in range(m):
+                if floating is float:
+                    z[j] = tanhf(z[j] + b[j])
+                else:
+                    z[j] = tanh(z[j] + b[j])
+        elif act == LOGISTIC:
+            for j in range(m):
+                z[j] = _logistic(z[j] + b[j])
+        elif act == EXP:
+            for j in range(m):
+                z[j] = _exp(z[j] + b[j])
+        elif act == SOFTMAX:
+            _softmax_row(z, b, m)
+
+
+cdef inline void _softmax_row(floating* z, const floating* b, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating zmax, total = 0
+    for j in range(m):
+        z[j] = z[j] + b[j]
+    zmax = z[0]
+    for j in range(1, m):
+        if z[j] > zmax:
+            zmax = z[j]
+    for j in range(m):
+        z[j] = _exp(z[j] - zmax)
+        total = total + z[j]
+    for j in range(m):
+        z[j] = z[j] / total
+
+
+cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t n, Py_ssize_t m,
+                       int act) noexcept nogil:
+    """dZ *= act'(.), written in terms of the activation's output A."""
+    cdef Py_ssize_t k, size = n * m
+    if act == RELU:
+        for k in range(size):
+            if A[k] == 0:
+                dZ[k] = 0
+    elif act == LOGISTIC:
+        for k in range(size):
+            dZ[k] = dZ[k] * A[k] * (1 - A[k])
+    elif act == TANH:
+        for k in range(size):
+            dZ[k] = dZ[k] * (1 - A[k] * A[k])
+
+
+cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
+                                 const floating* Y, const floating* sw,
+                                 Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """Output layer: Z = out_act(Z + b) in place, D = (Z - Y) * sw (the gradient of the
+    loss with respect to the pre-activation, for each canonical link), and return the
+    sample-weighted loss sum sum_i sw_i * loss_i, as scikit-learn defines each loss:
+    softmax -> log-loss, logistic -> binary log-loss (per output, summed), identity ->
+    half squared error (summed over outputs; the caller averages), exp -> Poisson
+    deviance summed over outputs. Probabilities are clipped to [eps, 1 - eps] in the loss.
+    """
+    cdef Py_ssize_t i, j
+    cdef floating* z
+    cdef floating* d
+    cdef const floating* y
+    cdef floating w, p, r
+    cdef floating eps = FLT_EPSILON if floating is float else DBL_EPSILON
+    cdef double row_loss, total = 0
+    bias_act_forward(Z, b, n, m, act)
+    for i in range(n):
+        z = Z + i * m
+        d = D + i * m
+        y = Y + i * m
+        w = sw[i] if sw != NULL else 1
+        row_loss = 0
+        for j in range(m):
+            p = z[j]
+            d[j] = (p - y[j]) * w
+            if act == SOFTMAX:
+                if y[j] != 0:
+                    p = min(max(p, eps), 1 - eps)
+                    row_loss -= y[j] * _log(p)
+            elif act == LOGISTIC:
+                p = min(max(p, eps), 1 - eps)
+                if y[j] != 0:
+                    row_loss -= y[j] * _log(p)
+                if y[j] != 1:
+                    row_loss -= (1 - y[j]) * _log(1 - p)
+            elif act == IDENTITY:
+                r = p - y[j]
+                row_loss += 0.5 * r * r
+            else:  # EXP, Poisson deviance y log(y / p) - y + p
+                if y[j] != 0:
+                    row_loss += y[j] * _log(y[j] / p)
+                row_loss += p - y[j]
+        total += w * row_loss
+    return total
+
+
+cdef void bias_grad(floating* db, const floating* D, Py_ssize_t n, Py_ssize_t m,
+                    floating scale, bint accumulate) noexcept nogil:
+    """db = scale * column sums of D (+ db when accumulating). Rows are summed in order,
+    so the result does not depend on the thread count."""
+    cdef Py_ssize_t i, j
+    cdef const floating* d
+    if not accumulate:
+        memset(db, 0, m * sizeof(floating))
+    for i in range(n):
+        d = D + i * m
+        for j in range(m):
+            db[j] += scale * d[j]
+
+
+cdef void gather_rows(floating* out, const floating* X, const Py_ssize_t* idx,
+                      Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """out[r] = X[idx[r]] for r < n."""
+    cdef Py_ssize_t r
+    for r in range(n):
+        memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
+
+
+cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t* indices,
+                          const Py_ssize_t* indptr, const Py_ssize_t* idx,
+                          Py_ssize_t start, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """Densify CSR rows idx[r] (or start + r when idx is NULL) into out[r], r < n."""
+    cdef Py_ssize_t r, row, p
+    cdef floating* o
+    for r in range(n):
+        row = idx[r] if idx != NULL else start + r
+        o = out + r * m
+        memset(o, 0, m * sizeof(floating))
+        for p in range(indptr[row], indptr[row + 1]):
+            o[indices[p]] = data[p]

@@ -1,0 +1,19 @@
+from cython cimport floating
+
+cdef struct StepConfig:
+    int kind            # SGD or ADAM
+    double lr           # the step size for this step (Adam: already bias-corrected)
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+    double l2           # alpha / sum of sample weights: L2 gradient folded into the step
+
+cdef enum OptimizerKind:
+    SGD = 0
+    ADAM = 1
+
+cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
+                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, double* partial,
+                 bint want_sq) noexcept nogil
