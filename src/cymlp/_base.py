@@ -1,0 +1,275 @@
+"""BaseMLP: parameters, validation, initialisation, fit / partial_fit set-up, delegation.
+
+The fitted network lives in `self._network` (a compiled `Network` holding every parameter
+in one flat buffer); `coefs_` and `intercepts_` are lists of views into that buffer, laid
+out exactly as scikit-learn's. Users may assign new arrays to `coefs_` / `intercepts_` (or
+to their items): `_sync_params` copies them into the buffer before the next use.
+"""
+
+from abc import ABC, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from . import _training
+from ._engine import Network
+
+_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class BaseMLP(BaseEstimator, ABC):
+    """Shared machinery of MLPClassifier and MLPRegressor. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dtype": "no_validation",  # checked in _requested_dtype
+    }
+
+    @abstractmethod
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
+                 learning_rate, learning_rate_init, power_t, max_iter, loss, shuffle,
+                 random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                 early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 n_iter_no_change, max_fun, dtype):
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    # ----------------------------------------------------------------- dtypes and input
+    def _requested_dtype(self):
+        """The `dtype` parameter as a numpy dtype, or None (follow X)."""
+        if self.dtype is None:
+            return None
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be None, np.float32 or np.float64, got {self.dtype!r}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be None, np.float32 or np.float64, got {dtype}")
+        return dtype
+
+    def _check_X_dtype(self, reset):
+        """The dtypes validate_data may leave X in: scikit-learn's rule (float32 stays,
+        the rest becomes float64) unless a dtype is forced or a network already exists."""
+        if not reset and hasattr(self, "_network"):
+            return self._network.dtype
+        requested = self._requested_dtype()
+        return requested if requested is not None else (np.float64, np.float32)
+
+    def _as_network_input(self, X):
+        dtype = self._network.dtype
+        if sp.issparse(X):
+            return X.tocsr().astype(dtype, copy=False)
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    # ------------------------------------------------------------ parameters as views
+    def _bind_views(self):
+        self.coefs_ = list(self._network.coefs)
+        self.intercepts_ = list(self._network.intercepts)
+
+    def _sync_params(self):
+        """Copy arrays the user assigned to coefs_ / intercepts_ into the flat buffer and
+        make the attributes views of it again."""
+        net = self._network
+        for mine, theirs, name in ((net.coefs, self.coefs_, "coefs_"),
+                                   (net.intercepts, self.intercepts_, "intercepts_")):
+            if len(theirs) != len(mine):
+                raise ValueError(f"{name} has {len(theirs)} arrays, the network has {len(mine)}")
+            for i, (view, value) in enumerate(zip(mine, theirs)):
+                if value is view:
+                    continue
+                value = np.asarray(value)
+                if value.shape != view.shape:
+                    raise ValueError(
+                        f"{name}[{i}] has shape {value.shape}, expected {view.shape}")
+                view[...] = value
+        self._bind_views()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # The views are rebuilt from the network on unpickling, so they stay views.
+        if "_network" in state:
+            self._sync_params()
+            state.pop("coefs_", None)
+            state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_network" in state:
+            self._bind_views()
+
+    # ------------------------------------------------------------------------ fitting
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._network = Network(layer_units, self.activation, self.out_activation_, dtype)
+        # scikit-learn's Glorot-uniform draws: per layer the weights, then the intercepts.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for coef, intercept, fan_in, fan_out in zip(self._network.coefs,
+                                                    self._network.intercepts,
+                                                    layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept[...] = self._random_state.uniform(-bound, bound, fan_out)
+        self._bind_views()
+        self._best_params = self._network.params.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)
+        self._requested_dtype()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self._check_targets(y)
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        else:
+            self._sync_params()
+            if self._network.layer_units != layer_units:
+                raise ValueError(
+                    f"The fitted network has layers {self._network.layer_units}; this data "
+                    f"and these parameters need {layer_units}. Use warm_start=False to "
+                    "start afresh.")
+            X = self._as_network_input(X)
+        if sample_weight is not None:
+            sample_weight = sample_weight.astype(self._network.dtype, copy=False)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            _training.fit_stochastic(self, X, y, sample_weight, incremental)
+        else:
+            _training.fit_lbfgs(self, X, y, sample_weight)
+
+        if not np.isfinite(self._network.params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed.")
+        return self
+
+    def _check_targets(self, y):
+        """Hook for target checks that need the 2-D y (the Poisson loss)."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver)
+        return True
+
+    # --------------------------------------------------------------------- prediction
+    def _forward_pass_fast(self, X, check_input=True):
+        """The output layer's activations for X."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        self._sync_params()
+        return self._network.predict(self._as_network_input(X))
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        """Score without input validation (used for early stopping)."""
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
