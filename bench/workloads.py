@@ -198,12 +198,17 @@ def torch_fit(workload, X, y, seed=0):
     model = nn.Sequential(*layers[:-1])  # no ReLU after the output layer (softmax is in the loss)
     # scikit-learn adds alpha * W / batch_size to the gradient: that is weight decay alpha / batch
     # (PyTorch also decays the biases, which scikit-learn does not; same cost, negligible effect).
-    decay = ALPHA / workload.batch
+    # fused=True: PyTorch's fastest CPU optimizer step (the default for-loop step is 20-30% slower
+    # per epoch at batch 32); fall back to the default on a PyTorch without fused CPU optimizers.
     if workload.solver == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=workload.lr, momentum=0.9, nesterov=True,
-                              weight_decay=decay)
+        make = functools.partial(torch.optim.SGD, momentum=0.9, nesterov=True)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=workload.lr, weight_decay=decay)
+        make = torch.optim.Adam
+    kwargs = dict(lr=workload.lr, weight_decay=ALPHA / workload.batch)
+    try:
+        opt = make(model.parameters(), fused=True, **kwargs)
+    except (TypeError, RuntimeError):
+        opt = make(model.parameters(), **kwargs)
     loss_fn = nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)  # zero-copy views
     model.train()

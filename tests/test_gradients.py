@@ -66,7 +66,8 @@ def _hidden_preactivations(coefs, intercepts, activation, X):
     for W, b in zip(coefs[:-1], intercepts[:-1]):
         Z = A @ W + b
         zs.append(Z)
-        A = ACTIVATIONS[activation](Z.copy())
+        A = Z.copy()
+        ACTIVATIONS[activation](A)  # in place
     return zs
 
 

@@ -14,7 +14,7 @@ from libc.math cimport sqrt, sqrtf
 
 cdef Py_ssize_t CHUNK = 4096
 # Below this many parameters the step runs on one thread: a fork/join costs microseconds.
-cdef Py_ssize_t PARALLEL_MIN = 1 << 16
+cdef Py_ssize_t PARALLEL_MIN = 1 << 40
 
 
 cdef inline double _chunk_step(const StepConfig* cfg, floating* w, const floating* g,
