@@ -27,11 +27,12 @@ cdef inline floating _log(floating x) noexcept nogil:
 
 cdef inline floating _logistic(floating x) noexcept nogil:
     # Stable for large |x|: never exponentiates a large positive number.
-    cdef floating e
+    # (`one` is typed: a literal 1 would make Cython compute in double.)
+    cdef floating e, one = 1
     if x >= 0:
-        return 1 / (1 + _exp(-x))
+        return one / (one + _exp(-x))
     e = _exp(x)
-    return e / (1 + e)
+    return e / (one + e)
 
 
 cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m,
@@ -85,16 +86,16 @@ cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t n, Py_ssize_t
                        int act) noexcept nogil:
     """dZ *= act'(.), written in terms of the activation's output A."""
     cdef Py_ssize_t k, size = n * m
+    cdef floating one = 1
     if act == RELU:
         for k in range(size):
-            if A[k] == 0:
-                dZ[k] = 0
+            dZ[k] = dZ[k] if A[k] > 0 else 0
     elif act == LOGISTIC:
         for k in range(size):
-            dZ[k] = dZ[k] * A[k] * (1 - A[k])
+            dZ[k] = dZ[k] * A[k] * (one - A[k])
     elif act == TANH:
         for k in range(size):
-            dZ[k] = dZ[k] * (1 - A[k] * A[k])
+            dZ[k] = dZ[k] * (one - A[k] * A[k])
 
 
 cdef double output_loss_backward(floating* D, floating* Z, const floating* b,

@@ -17,39 +17,70 @@ cdef Py_ssize_t CHUNK = 4096
 cdef Py_ssize_t PARALLEL_MIN = 1 << 40
 
 
+cdef inline void _sgd_chunk(floating* w, floating* v, const floating* g, Py_ssize_t lo,
+                            Py_ssize_t hi, floating lr, floating mu, floating l2,
+                            bint nesterov) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, vi
+    if nesterov:
+        for i in range(lo, hi):
+            gi = g[i] + l2 * w[i]
+            vi = mu * v[i] - lr * gi
+            v[i] = vi
+            w[i] = w[i] + (mu * vi - lr * gi)
+    else:
+        for i in range(lo, hi):
+            vi = mu * v[i] - lr * (g[i] + l2 * w[i])
+            v[i] = vi
+            w[i] = w[i] + vi
+
+
+cdef inline void _adam_chunk(floating* w, floating* m, floating* v, const floating* g,
+                             Py_ssize_t lo, Py_ssize_t hi, floating lr, floating b1,
+                             floating b2, floating eps, floating l2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, mi, vi
+    cdef floating c1 = 1 - b1, c2 = 1 - b2  # typed, so float stays float
+    for i in range(lo, hi):
+        gi = g[i] + l2 * w[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if floating is float:
+            w[i] = w[i] - lr * mi / (sqrtf(vi) + eps)
+        else:
+            w[i] = w[i] - lr * mi / (sqrt(vi) + eps)
+
+
+cdef inline double _sum_sq(const floating* w, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # This module is compiled with -fassociative-math so that this sum vectorizes; the
+    # order is fixed by the code, not by the number of threads.
+    cdef Py_ssize_t i
+    cdef double sq = 0
+    for i in range(lo, hi):
+        sq += <double> w[i] * w[i]
+    return sq
+
+
 cdef inline double _chunk_step(const StepConfig* cfg, floating* w, const floating* g,
                                floating* s1, floating* s2, Py_ssize_t lo, Py_ssize_t hi,
                                Py_ssize_t n_decay, bint want_sq) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating gi, vi, wi
-    cdef floating lr = <floating> cfg.lr
-    cdef floating mu = <floating> cfg.momentum
+    """Update w[lo:hi]; the L2 term applies to indices below n_decay. Returns the sum of
+    squares of the updated weights in [lo, min(hi, n_decay))."""
+    cdef Py_ssize_t mid = max(lo, min(hi, n_decay))
     cdef floating l2 = <floating> cfg.l2
-    cdef floating b1 = <floating> cfg.beta_1
-    cdef floating b2 = <floating> cfg.beta_2
-    cdef floating eps = <floating> cfg.epsilon
-    cdef double sq = 0
-    for i in range(lo, hi):
-        wi = w[i]
-        gi = g[i] + l2 * wi if i < n_decay else g[i]
-        if cfg.kind == SGD:
-            vi = mu * s1[i] - lr * gi
-            s1[i] = vi
-            if cfg.nesterov:
-                wi = wi + (mu * vi - lr * gi)
-            else:
-                wi = wi + vi
-        else:
-            s1[i] = b1 * s1[i] + (1 - b1) * gi
-            s2[i] = b2 * s2[i] + (1 - b2) * gi * gi
-            if floating is float:
-                wi = wi - lr * s1[i] / (sqrtf(s2[i]) + eps)
-            else:
-                wi = wi - lr * s1[i] / (sqrt(s2[i]) + eps)
-        w[i] = wi
-        if want_sq and i < n_decay:
-            sq += wi * wi
-    return sq
+    if cfg.kind == SGD:
+        _sgd_chunk(w, s1, g, lo, mid, <floating> cfg.lr, <floating> cfg.momentum, l2,
+                   cfg.nesterov)
+        _sgd_chunk(w, s1, g, mid, hi, <floating> cfg.lr, <floating> cfg.momentum, 0,
+                   cfg.nesterov)
+    else:
+        _adam_chunk(w, s1, s2, g, lo, mid, <floating> cfg.lr, <floating> cfg.beta_1,
+                    <floating> cfg.beta_2, <floating> cfg.epsilon, l2)
+        _adam_chunk(w, s1, s2, g, mid, hi, <floating> cfg.lr, <floating> cfg.beta_1,
+                    <floating> cfg.beta_2, <floating> cfg.epsilon, 0)
+    return _sum_sq(w, lo, mid) if want_sq else 0.0
 
 
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,

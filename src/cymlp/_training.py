@@ -12,7 +12,6 @@ import scipy.optimize
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle
 
 from ._optim import AdamOptimizer, SGDOptimizer
 
@@ -99,7 +98,9 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
         est.n_iter_ = 0
         for _ in range(est.max_iter):
             if est.shuffle:
-                sample_idx = shuffle(sample_idx, random_state=est._random_state)
+                # == sklearn.utils.shuffle(sample_idx, random_state=...): the same draws,
+                # without its per-call validation overhead
+                est._random_state.shuffle(sample_idx)
             np.copyto(last_good, network.params)
             total = network.train_epoch(X_train, Y_train, sw_train,
                                         sample_idx if est.shuffle else None,
