@@ -13,6 +13,7 @@ Memory: each measurement in a fresh subprocess (bench/memprobe.py).
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -62,6 +63,7 @@ class GemmPeak:
     def __call__(self, shapes):
         key = tuple(shapes)
         if key not in self.cache:
+            W.settle()
             self.cache[key] = W.gemm_gflops(shapes, self.min_time)
         return self.cache[key]
 
@@ -91,9 +93,9 @@ def workload_section(names, sizes, libs, repeats, peak):
         work = all_workloads[name]
         X, y = W.dataset(work, sizes)
         print(f"  {name}: {work.title}", file=sys.stderr, flush=True)
+        _, gemm_gfs = peak(W.workload_gemms(work, X))  # first: no other thread pool is awake
         secs = time_interleaved({lib: W.prepare(lib, work, X, y) for lib in libs}, repeats)
         c, s, t = (secs.get(lib) for lib in W.LIBS)
-        _, gemm_gfs = peak(W.workload_gemms(work, X))
         useful = W.useful_flops(work, X) / 1e9
         rows.append([work.title, fmt(c), fmt(s), fmt(t), fmt(ratio(s, c), ".2f"), fmt(ratio(t, c), ".2f"),
                      fmt(ratio(useful, c), ".1f"), f"{gemm_gfs:.1f}",
@@ -130,10 +132,10 @@ def sweep_section(batches, sizes, libs, repeats, peak, plot_path):
     for batch in batches:
         print(f"  sweep: batch {batch}", file=sys.stderr, flush=True)
         work = W.sgd_epoch(batch)
+        bound.append(peak(W.training_gemms(net, batch))[1] * 1e9 / flops_per_sample)
         secs = time_interleaved({lib: W.prepare(lib, work, X, y) for lib in libs}, repeats)
         for lib in libs:
             rates[lib].append(len(X) / secs[lib])
-        bound.append(peak(W.training_gemms(net, batch))[1] * 1e9 / flops_per_sample)
     rows = [[b] + [f"{rates[lib][i]:,.0f}" for lib in libs] + [f"{bound[i]:,.0f}"]
             for i, b in enumerate(batches)]
     text = ("## Throughput vs batch size (one SGD epoch, samples/s)\n\n"
@@ -193,26 +195,30 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="comma-separated sections (default: all)")
     parser.add_argument("--out", help="also write the markdown here")
     parser.add_argument("--plot", default=str(HERE / "throughput.png"), help="throughput plot (PNG)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per library (median)")
+    parser.add_argument("--repeats", type=int, help="timed runs per library, median (default 3; 1 with --quick)")
     parser.add_argument("--batches", default="16,32,64,128,256,512", help="batch sizes of the sweep")
     args = parser.parse_args(argv)
 
     sizes = W.get_sizes(True if args.quick else None)
+    args.repeats = args.repeats or (1 if sizes.quick else 3)
     known = list(W.get_workloads(sizes)) + list(SECTIONS)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or known
     unknown = set(only) - set(known)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {known}")
 
-    libs, missing = [], []
-    for lib in W.LIBS:
-        reason = W.available(lib)
-        (missing.append(reason) if reason else libs.append(lib))
-    peak = GemmPeak(min_time=0.02 if sizes.quick else 0.2)
+    libs = [lib for lib in W.LIBS if not W.available(lib)]
+    missing = [W.available(lib) for lib in W.LIBS if lib not in libs]
+    peak = GemmPeak(min_time=0.02 if sizes.quick else 0.1)
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    notes = [f"Skipped: {m}" for m in missing]
+    if load > 0.5:
+        notes.append(f"**Warning: load average {load:.1f} at start: other processes are running, "
+                     "timings (and the sgemm peak) are unreliable.**")
     parts = [f"# cymlp benchmark{' (quick mode: sizes too small to mean anything)' if sizes.quick else ''}",
              f"{time.strftime('%Y-%m-%d %H:%M')}; {environment(libs)}"
-             + "".join(f"\n\nSkipped: {m}" for m in missing)]
+             + "".join(f"\n\n{n}" for n in notes)]
     names = [n for n in W.get_workloads(sizes) if n in only]
     if names:
         parts.append(workload_section(names, sizes, libs, args.repeats, peak))

@@ -19,7 +19,9 @@ def test_workload(benchmark, sizes, rounds, require, name, lib):
     benchmark.group = f"{name}: {workload.title}"
     benchmark.extra_info.update(library=lib, n_samples=len(X), epochs=workload.epochs,
                                 useful_gflop=workloads.useful_flops(workload, X) / 1e9)
-    benchmark.pedantic(run, setup=workloads.settle, rounds=rounds, iterations=1, warmup_rounds=0)
+    result = benchmark.pedantic(run, setup=workloads.settle, rounds=rounds, iterations=1, warmup_rounds=0)
+    if lib != "torch" and not workload.predict:  # same work: no early stop, no extra epoch
+        assert result.n_iter_ == workload.epochs
 
 
 def _gemm_cases():

@@ -163,6 +163,7 @@ def available(lib):
 
 def make_estimator(lib, workload):
     """scikit-learn or cymlp MLPClassifier configured to run exactly `workload.epochs` epochs."""
+    available(lib)  # puts src/ on the path when cymlp is built in place but not installed
     if lib == "cymlp":
         from cymlp import MLPClassifier
 
@@ -305,7 +306,7 @@ def forward_gemms(sizes, batch):
     return [s for s in training_gemms(sizes, batch) if s[0].startswith("fwd")]
 
 
-def time_gemm(m, n, k, trans_a=False, trans_b=False, min_time=0.1, blocks=3):
+def time_gemm(m, n, k, trans_a=False, trans_b=False, min_time=0.1, blocks=5):
     """Seconds per call: best over `blocks` blocks of repeated calls lasting >= min_time each."""
     a, b, c = gemm_operands(m, n, k, trans_a, trans_b)
     rowmajor_sgemm(a, b, c, trans_a, trans_b)  # warm-up
@@ -321,7 +322,7 @@ def time_gemm(m, n, k, trans_a=False, trans_b=False, min_time=0.1, blocks=3):
     return best
 
 
-def gemm_gflops(shapes, min_time=0.1):
+def gemm_gflops(shapes, min_time=0.05):
     """Per-shape GF/s and the combined GF/s of the whole set (total flops / total time)."""
     rows, flops, seconds = [], 0.0, 0.0
     for label, m, n, k, ta, tb in shapes:
