@@ -292,6 +292,18 @@ def test_early_stopping_restores_best_weights_not_last():
     assert_same_predictions(cy, sk, X)
 
 
+def test_early_stopping_ties_in_accuracy_are_not_stale():
+    """Validation accuracy is discrete: with tol=0 an epoch that only ties the best
+    score resets the counter (score < best + tol is False), as in scikit-learn."""
+    cy, sk = _fit_pair(
+        "multiclass", hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=0.003,
+        early_stopping=True, validation_fraction=0.2, tol=0.0, n_iter_no_change=2,
+        random_state=0, max_iter=20,
+    )
+    v = sk.validation_scores_
+    assert any(v[i] == max(v[:i]) for i in range(1, len(v)))  # ties happen
+
+
 # --------------------------------------------------------------------------------------
 # warm_start and partial_fit
 # --------------------------------------------------------------------------------------
