@@ -394,6 +394,22 @@ def test_non_contiguous_input():
     assert_allclose(ref.predict_proba(Xf), ref.predict_proba(X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_dtype_with_other_input_dtype_like_sklearn(name):
+    """dtype=None: a model fitted on float32 predicts float64 input in float64 (numpy
+    promotion in scikit-learn's forward pass), and vice versa."""
+    X, y = _data(name)
+    for fit_dtype, predict_dtype in [(np.float32, np.float64), (np.float64, np.float32)]:
+        cy, sk = _both(name, hidden_layer_sizes=(5,), random_state=0, max_iter=3)
+        quiet_fit(sk, X.astype(fit_dtype), y)
+        quiet_fit(cy, X.astype(fit_dtype), y)
+        method = "predict_proba" if name == "MLPClassifier" else "predict"
+        out_cy = getattr(cy, method)(X.astype(predict_dtype))
+        out_sk = getattr(sk, method)(X.astype(predict_dtype))
+        assert out_cy.dtype == out_sk.dtype
+        assert_allclose(out_cy, out_sk, rtol=1e-4, atol=1e-6)
+
+
 def test_predict_many_rows_in_chunks():
     """Prediction works in row chunks: results on a large input equal scikit-learn's."""
     X, y = iris()
@@ -563,6 +579,18 @@ def test_thread_count_does_not_change_training(solver, dtype):
         assert_array_equal(a.loss_curve_, b.loss_curve_)
     else:
         assert a.loss_ == b.loss_
+
+
+def test_thread_count_does_not_change_sparse_training():
+    X, y = _digits()
+    X = sp.csr_matrix(np.where(X > 0.5, X, 0.0))
+    params = dict(hidden_layer_sizes=(256,), solver="adam", random_state=0, max_iter=2)
+    fits = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads):
+            fits.append(quiet_fit(cymlp.MLPClassifier(**params), X, y))
+    for ca, cb in zip(fits[0].coefs_, fits[1].coefs_):
+        assert_array_equal(ca, cb)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

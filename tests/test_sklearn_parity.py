@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn import neural_network as sknn
+from sklearn.datasets import load_digits
 
 import cymlp
 
@@ -200,6 +201,23 @@ def test_binary_with_string_labels_and_multiclass_subset():
     quiet_fit(cy, X, labels)
     assert_same_fit(cy, sk)
     assert_same_predictions(cy, sk, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd-nesterov", "adam", "lbfgs"])
+def test_larger_network_digits(solver):
+    """Layers large enough for the engine's blocked / threaded GEMM paths."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    params = SOLVERS.get(solver, dict(solver="lbfgs"))
+    params = {**params, "batch_size": 200} if solver != "lbfgs" else params
+    hidden = (256, 128) if solver != "lbfgs" else (128, 64)
+    cy, sk = _pair("multiclass", hidden_layer_sizes=hidden, random_state=0,
+                   max_iter=2 if solver != "lbfgs" else 4, **params)
+    quiet_fit(sk, X, y)
+    quiet_fit(cy, X, y)
+    rtol, atol = (LBFGS_RTOL, LBFGS_ATOL) if solver == "lbfgs" else (RTOL, ATOL)
+    assert_same_fit(cy, sk, rtol=rtol, atol=atol)
+    assert_same_predictions(cy, sk, X, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------------------
