@@ -106,11 +106,23 @@ class BaseMLP(BaseEstimator, ABC):
         requested = self._requested_dtype()
         return requested if requested is not None else (np.float64, np.float32)
 
-    def _as_network_input(self, X):
-        dtype = self._network.dtype
+    def _as_network_input(self, X, network=None):
+        dtype = (network or self._network).dtype
         if sp.issparse(X):
             return X.tocsr().astype(dtype, copy=False)
         return np.ascontiguousarray(X, dtype=dtype)
+
+    def _prediction_network(self, X):
+        """The network to predict X with. With dtype=None, scikit-learn's forward pass
+        computes in numpy's promotion of X's and the weights' dtypes (float32 weights and
+        float64 X give float64): a float64 copy of a float32 network does the same. A
+        forced `dtype` predicts in that dtype."""
+        net = self._network
+        if self.dtype is not None or net.dtype == np.float64:
+            return net
+        if np.result_type(X.dtype, net.dtype) == np.float32:
+            return net
+        return net.astype(np.float64)
 
     # ------------------------------------------------------------ parameters as views
     def _bind_views(self):
@@ -260,7 +272,8 @@ class BaseMLP(BaseEstimator, ABC):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         self._sync_params()
-        return self._network.predict(self._as_network_input(X))
+        network = self._prediction_network(X)
+        return network.predict(self._as_network_input(X, network))
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Score without input validation (used for early stopping)."""

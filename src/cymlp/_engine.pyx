@@ -250,6 +250,11 @@ cdef class Network:
         return (_rebuild_network, (self.layer_units, self.hidden_activation,
                                    self.output_activation, self.dtype.str, self.params))
 
+    def astype(self, dtype):
+        """A copy of this network with its parameters cast to dtype."""
+        return _rebuild_network(self.layer_units, self.hidden_activation,
+                                self.output_activation, np.dtype(dtype).str, self.params)
+
     @property
     def n_outputs(self):
         return self.layer_units[-1]
