@@ -18,6 +18,10 @@ from cython cimport floating
 from libc.math cimport sqrt, pow
 from libc.stdlib cimport malloc, free
 
+from cython.parallel cimport prange
+cimport openmp
+from threadpoolctl import ThreadpoolController
+
 from ._blas cimport gemm
 from ._kernels cimport (IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, bias_act_forward,
                         act_backward, output_loss_backward, bias_grad, gather_rows,
@@ -29,6 +33,17 @@ HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
                       "relu": RELU}
 OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY,
                       "exp": EXP}
+_blas_pool = None
+
+
+def blas_single_threaded():
+    """Keep BLAS at one thread while the engine's OpenMP threads call it."""
+    global _blas_pool
+    if _blas_pool is None:
+        _blas_pool = ThreadpoolController().select(user_api="blas")
+    return _blas_pool.limit(limits=1)
+
+
 # Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
 DEFAULT_CHUNK = 4096
 
@@ -42,6 +57,7 @@ cdef struct Net:
     const Py_ssize_t* d_off      # offset of D_l
     int hidden_act
     int out_act
+    int n_threads                # OpenMP threads; BLAS runs single-threaded inside them
 
 
 cdef struct Rows:
@@ -67,18 +83,130 @@ cdef struct Buffers:
 
 
 cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssize_t start,
-                               Py_ssize_t nb, floating* buf) noexcept nogil:
+                               Py_ssize_t nb, floating* buf, int n_threads) noexcept nogil:
     """Rows order[start:start + nb] (or start:start + nb when order is NULL) as a dense
     block: a pointer into the data itself when no gather is needed."""
     cdef const Py_ssize_t* idx = order + start if order != NULL else NULL
-    if src.dense != NULL:
-        if idx == NULL:
-            return <const floating*> src.dense + start * src.n_cols
-        gather_rows(buf, <const floating*> src.dense, idx, nb, src.n_cols)
-        return buf
-    gather_csr_rows(buf, <const floating*> src.data, src.indices, src.indptr, idx, start,
-                    nb, src.n_cols)
+    cdef Py_ssize_t m = src.n_cols, blk, lo, n_blocks = 1
+    if src.dense != NULL and idx == NULL:
+        return <const floating*> src.dense + start * m
+    if nb * m >= GATHER_SPLIT_MIN:
+        n_blocks = (nb + 63) // 64
+    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        lo = blk * nb // n_blocks
+        _gather(src, idx, start + lo, (blk + 1) * nb // n_blocks - lo,
+                buf + lo * m, lo)
     return buf
+
+
+cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t first,
+                         Py_ssize_t count, floating* out, Py_ssize_t offset) noexcept nogil:
+    """Rows idx[offset:offset + count] (or first:first + count) into out."""
+    if src.dense != NULL:
+        gather_rows(out, <const floating*> src.dense, idx + offset, count, src.n_cols)
+    else:
+        gather_csr_rows(out, <const floating*> src.data, src.indices, src.indptr,
+                        idx + offset if idx != NULL else NULL, first, count, src.n_cols)
+
+
+# Threads. The engine runs one OpenMP pool and keeps BLAS at one thread (two pools that
+# spin starve each other on few cores). A large GEMM is cut into fixed BLOCK-wide blocks of
+# output rows or columns, one single-threaded BLAS call each, shared among the threads;
+# the elementwise work that follows a GEMM runs on each block while it is in cache. Block
+# sizes depend only on the shapes, so no result depends on the number of threads.
+cdef Py_ssize_t BLOCK = 128
+cdef double SPLIT_MIN_FLOPS = 4e6     # smaller products run as one BLAS call, no fork/join
+cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
+
+
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k) noexcept nogil:
+    """Blocks to cut a rows x cols output (inner size k) into along its longer side."""
+    if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS:
+        return 1
+    return (max(rows, cols) + BLOCK - 1) // BLOCK
+
+
+cdef void dense_forward(floating* A, const floating* X, const floating* W, const floating* b,
+                        Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                        int n_threads) noexcept nogil:
+    """A (nb, n_out) = act(X (nb, n_in) @ W (n_in, n_out) + b); act < 0 skips bias and
+    activation. Softmax needs whole rows, so it is cut into row blocks only."""
+    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(nb, n_out, n_in)
+    cdef bint by_rows = nb > n_out or act == SOFTMAX
+    if n_blocks == 1:
+        gemm(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, <floating> 0,
+             A, n_out)
+        if act >= 0:
+            bias_act_forward(A, n_out, b, nb, n_out, act)
+        return
+    if by_rows:
+        n_blocks = (nb + BLOCK - 1) // BLOCK
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, nb - lo)
+            gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
+                 n_out, <floating> 0, A + lo * n_out, n_out)
+            if act >= 0:
+                bias_act_forward(A + lo * n_out, n_out, b, width, n_out, act)
+    else:
+        n_blocks = (n_out + BLOCK - 1) // BLOCK
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, n_out - lo)
+            gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
+                 <floating> 0, A + lo, n_out)
+            if act >= 0:
+                bias_act_forward(A + lo, n_out, b + lo, nb, width, act)
+
+
+cdef void dense_backward_input(floating* Dp, const floating* D, const floating* W,
+                               const floating* A_prev, Py_ssize_t nb, Py_ssize_t n_in,
+                               Py_ssize_t n_out, int act, int n_threads) noexcept nogil:
+    """Dp (nb, n_in) = (D (nb, n_out) @ W.T) * act'(A_prev): the loss gradient with
+    respect to the previous layer's pre-activations."""
+    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(nb, n_in, n_out)
+    if n_blocks == 1:
+        gemm(False, True, nb, n_in, n_out, <floating> 1, D, n_out, W, n_out, <floating> 0,
+             Dp, n_in)
+        act_backward(Dp, A_prev, n_in, nb, n_in, act)
+        return
+    if nb > n_in:
+        n_blocks = (nb + BLOCK - 1) // BLOCK
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, nb - lo)
+            gemm(False, True, width, n_in, n_out, <floating> 1, D + lo * n_out, n_out, W,
+                 n_out, <floating> 0, Dp + lo * n_in, n_in)
+            act_backward(Dp + lo * n_in, A_prev + lo * n_in, n_in, width, n_in, act)
+    else:
+        n_blocks = (n_in + BLOCK - 1) // BLOCK
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, n_in - lo)
+            gemm(False, True, nb, width, n_out, <floating> 1, D, n_out, W + lo * n_out,
+                 n_out, <floating> 0, Dp + lo, n_in)
+            act_backward(Dp + lo, A_prev + lo, n_in, nb, width, act)
+
+
+cdef void dense_backward_weights(floating* GW, const floating* A_prev, const floating* D,
+                                 Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out,
+                                 floating scale, floating beta, int n_threads) noexcept nogil:
+    """GW (n_in, n_out) = scale * A_prev.T @ D + beta * GW."""
+    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(n_in, n_out, nb)
+    if n_blocks == 1:
+        gemm(True, False, n_in, n_out, nb, scale, A_prev, n_in, D, n_out, beta, GW, n_out)
+    elif n_in >= n_out:
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, n_in - lo)
+            gemm(True, False, width, n_out, nb, scale, A_prev + lo, n_in, D, n_out, beta,
+                 GW + lo * n_out, n_out)
+    else:
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            lo = blk * BLOCK
+            width = min(BLOCK, n_out - lo)
+            gemm(True, False, n_in, width, nb, scale, A_prev, n_in, D + lo, n_out, beta,
+                 GW + lo, n_out)
 
 
 cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
@@ -89,30 +217,25 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
     cdef int l, L = net.n_layers
     cdef const Py_ssize_t* u = net.units
     cdef const floating* A_prev = X0
-    cdef floating* A
     cdef floating* D
     cdef floating beta = 1 if accumulate else 0
     cdef double loss
     for l in range(1, L + 1):
-        A = ws + net.a_off[l]
-        gemm(False, False, nb, u[l], u[l - 1], <floating> 1, A_prev, u[l - 1],
-             P + net.w_off[l - 1], u[l], <floating> 0, A, u[l])
-        if l < L:
-            bias_act_forward(A, P + net.b_off[l - 1], nb, u[l], net.hidden_act)
-        A_prev = A
+        # the output layer's activation is applied together with its loss below
+        dense_forward(ws + net.a_off[l], A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1],
+                      nb, u[l - 1], u[l], net.hidden_act if l < L else -1, net.n_threads)
+        A_prev = ws + net.a_off[l]
     loss = output_loss_backward(ws + net.d_off[L], ws + net.a_off[L], P + net.b_off[L - 1],
                                 Y, sw, nb, u[L], net.out_act)
     for l in range(L, 0, -1):
         D = ws + net.d_off[l]
         A_prev = X0 if l == 1 else ws + net.a_off[l - 1]
-        gemm(True, False, u[l - 1], u[l], nb, scale, A_prev, u[l - 1], D, u[l], beta,
-             G + net.w_off[l - 1], u[l])
-        bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
         if l > 1:  # no input gradient for the first layer
-            gemm(False, True, nb, u[l - 1], u[l], <floating> 1, D, u[l],
-                 P + net.w_off[l - 1], u[l], <floating> 0, ws + net.d_off[l - 1], u[l - 1])
-            act_backward(ws + net.d_off[l - 1], ws + net.a_off[l - 1], nb, u[l - 1],
-                         net.hidden_act)
+            dense_backward_input(ws + net.d_off[l - 1], D, P + net.w_off[l - 1], A_prev, nb,
+                                 u[l - 1], u[l], net.hidden_act, net.n_threads)
+        dense_backward_weights(G + net.w_off[l - 1], A_prev, D, nb, u[l - 1], u[l], scale,
+                               beta, net.n_threads)
+        bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
     return loss
 
 
@@ -140,8 +263,8 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     for k in range((n + batch - 1) // batch):
         start = k * batch
         nb = min(batch, n - start)
-        xb = load_rows(X, order, start, nb, <floating*> buf.xbuf)
-        yb = load_rows(&yrows, order, start, nb, <floating*> buf.ybuf)
+        xb = load_rows(X, order, start, nb, <floating*> buf.xbuf, net.n_threads)
+        yb = load_rows(&yrows, order, start, nb, <floating*> buf.ybuf, net.n_threads)
         sw_sum = nb
         if sw != NULL:
             swb = <floating*> buf.swbuf
@@ -159,7 +282,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             adam_t += 1
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
-                  n_weights, partial, alpha > 0)
+                  n_weights, partial, alpha > 0, net.n_threads)
     return total
 
 
@@ -176,16 +299,12 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
     for k in range((n + chunk - 1) // chunk):
         start = k * chunk
         nb = min(chunk, n - start)
-        A_prev = load_rows(X, NULL, start, nb, xbuf)
+        A_prev = load_rows(X, NULL, start, nb, xbuf, net.n_threads)
         for l in range(1, L + 1):
-            if l == L:
-                A = out + start * u[L]
-            else:
-                A = h1 if l % 2 == 1 else h2
-            gemm(False, False, nb, u[l], u[l - 1], <floating> 1, A_prev, u[l - 1],
-                 P + net.w_off[l - 1], u[l], <floating> 0, A, u[l])
-            bias_act_forward(A, P + net.b_off[l - 1], nb, u[l],
-                             net.out_act if l == L else net.hidden_act)
+            A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
+            dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
+                          u[l - 1], u[l], net.out_act if l == L else net.hidden_act,
+                          net.n_threads)
             A_prev = A
 
 
@@ -288,6 +407,7 @@ cdef class Network:
         net.d_off = <const Py_ssize_t*> _ptr(self._d_off) if self._ws is not None else NULL
         net.hidden_act = self._hidden_act
         net.out_act = self._out_act
+        net.n_threads = openmp.omp_get_max_threads()
         return net
 
     def _rows(self, X):
@@ -327,8 +447,10 @@ cdef class Network:
         return Y, sample_weight
 
     def sum_sq_weights(self):
+        """sum(W**2) over all weights, in float64. (numpy's pairwise sum, not BLAS's dot,
+        whose threads would make the result depend on the thread count.)"""
         w = self.params[:self.n_weights]
-        return float(np.dot(w, w))
+        return float(np.sum(np.square(w, dtype=np.float64)))
 
     def train_epoch(self, X, Y, sample_weight, order, Py_ssize_t batch_size, double alpha,
                     optimizer):
@@ -389,7 +511,7 @@ cdef class Network:
         partial_arr = np.empty(n_partials(n_params), dtype=np.float64)
         cdef double* partial = <double*> _ptr(partial_arr)
         cdef bint single = self.dtype == np.float32
-        with nogil:
+        with blas_single_threaded(), nogil:
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
                                          n_weights, &cfg, adam_t, alpha, sq, partial,
@@ -427,21 +549,21 @@ cdef class Network:
         cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
         cdef double total = 0
         cdef bint single = self.dtype == np.float32
-        with nogil:
+        with blas_single_threaded(), nogil:
             for k in range((n + chunk - 1) // chunk):
                 start = k * chunk
                 nb = min(chunk, n - start)
                 if single:
                     total += forward_backward(
                         &net, <float*> P, <float*> G, <float*> ws,
-                        load_rows(&rows, NULL, start, nb, <float*> xb),
+                        load_rows(&rows, NULL, start, nb, <float*> xb, net.n_threads),
                         <float*> (Yp + start * n_out * isz),
                         <float*> (swp + start * isz) if swp != NULL else NULL,
                         nb, <float> (1 / sw_sum), start > 0)
                 else:
                     total += forward_backward(
                         &net, <double*> P, <double*> G, <double*> ws,
-                        load_rows(&rows, NULL, start, nb, <double*> xb),
+                        load_rows(&rows, NULL, start, nb, <double*> xb, net.n_threads),
                         <double*> (Yp + start * n_out * isz),
                         <double*> (swp + start * isz) if swp != NULL else NULL,
                         nb, 1 / sw_sum, start > 0)
@@ -450,9 +572,8 @@ cdef class Network:
             loss /= n_out
         grad = self.grads.copy()
         if alpha > 0:
-            w = self.params[:self.n_weights]
-            loss += 0.5 * alpha * float(np.dot(w, w)) / sw_sum
-            grad[:self.n_weights] += (alpha / sw_sum) * w
+            loss += 0.5 * alpha * self.sum_sq_weights() / sw_sum
+            grad[:self.n_weights] += (alpha / sw_sum) * self.params[:self.n_weights]
         return float(loss), grad
 
     def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
@@ -477,7 +598,7 @@ cdef class Network:
         cdef void* p1 = _ptr(h1)
         cdef void* p2 = _ptr(h2)
         cdef bint single = self.dtype == np.float32
-        with nogil:
+        with blas_single_threaded(), nogil:
             if single:
                 predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> xb,
                              <float*> p1, <float*> p2, chunk)

@@ -1,5 +1,6 @@
 # One forward/backward pair per op. Arguments: outputs first, then inputs, then sizes.
-# Every matrix is row-major, n rows by m columns.
+# Every matrix is row-major, n rows by m columns; where an `ld` is given, rows are ld
+# apart (a block of columns of a wider matrix).
 from cython cimport floating
 
 cdef enum Activation:
@@ -10,10 +11,10 @@ cdef enum Activation:
     SOFTMAX = 4   # output layers only
     EXP = 5       # output layers only (Poisson head)
 
-cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m,
-                           int act) noexcept nogil
-cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t n, Py_ssize_t m,
-                       int act) noexcept nogil
+cdef void bias_act_forward(floating* Z, Py_ssize_t ld, const floating* b, Py_ssize_t n,
+                           Py_ssize_t m, int act) noexcept nogil
+cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t ld, Py_ssize_t n,
+                       Py_ssize_t m, int act) noexcept nogil
 cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
                                  const floating* Y, const floating* sw,
                                  Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil

@@ -35,14 +35,14 @@ cdef inline floating _logistic(floating x) noexcept nogil:
     return e / (one + e)
 
 
-cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m,
-                           int act) noexcept nogil:
+cdef void bias_act_forward(floating* Z, Py_ssize_t ld, const floating* b, Py_ssize_t n,
+                           Py_ssize_t m, int act) noexcept nogil:
     """Z = act(Z + b), in place."""
     cdef Py_ssize_t i, j
     cdef floating* z
     cdef floating v
     for i in range(n):
-        z = Z + i * m
+        z = Z + i * ld
         if act == RELU:
             for j in range(m):
                 v = z[j] + b[j]
@@ -82,20 +82,27 @@ cdef inline void _softmax_row(floating* z, const floating* b, Py_ssize_t m) noex
         z[j] = z[j] / total
 
 
-cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t n, Py_ssize_t m,
-                       int act) noexcept nogil:
+cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t ld, Py_ssize_t n,
+                       Py_ssize_t m, int act) noexcept nogil:
     """dZ *= act'(.), written in terms of the activation's output A."""
-    cdef Py_ssize_t k, size = n * m
+    cdef Py_ssize_t i, j
+    cdef floating* d
+    cdef const floating* a
     cdef floating one = 1
-    if act == RELU:
-        for k in range(size):
-            dZ[k] = dZ[k] if A[k] > 0 else 0
-    elif act == LOGISTIC:
-        for k in range(size):
-            dZ[k] = dZ[k] * A[k] * (one - A[k])
-    elif act == TANH:
-        for k in range(size):
-            dZ[k] = dZ[k] * (one - A[k] * A[k])
+    if act == IDENTITY:
+        return
+    for i in range(n):
+        d = dZ + i * ld
+        a = A + i * ld
+        if act == RELU:
+            for j in range(m):
+                d[j] = d[j] if a[j] > 0 else 0
+        elif act == LOGISTIC:
+            for j in range(m):
+                d[j] = d[j] * a[j] * (one - a[j])
+        elif act == TANH:
+            for j in range(m):
+                d[j] = d[j] * (one - a[j] * a[j])
 
 
 cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
@@ -115,7 +122,7 @@ cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
     cdef floating w, p, r
     cdef floating eps = FLT_EPSILON if floating is float else DBL_EPSILON
     cdef double row_loss, total = 0
-    bias_act_forward(Z, b, n, m, act)
+    bias_act_forward(Z, m, b, n, m, act)
     for i in range(n):
         z = Z + i * m
         d = D + i * m

@@ -16,4 +16,4 @@ cdef enum OptimizerKind:
 
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
                  floating* s2, Py_ssize_t n, Py_ssize_t n_decay, double* partial,
-                 bint want_sq) noexcept nogil
+                 bint want_sq, int n_threads) noexcept nogil

@@ -13,6 +13,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from ._engine import blas_single_threaded
 from ._optim import AdamOptimizer, SGDOptimizer
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
@@ -185,10 +186,12 @@ def fit_lbfgs(est, X, y, sample_weight):
 
     iprint = 1 if (est.verbose is True or est.verbose >= 1) else -1
     try:
-        opt_res = scipy.optimize.minimize(
-            loss_grad, network.params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        # L-BFGS-B's own vector work calls BLAS too: one thread keeps it deterministic.
+        with blas_single_threaded():
+            opt_res = scipy.optimize.minimize(
+                loss_grad, network.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
+                         **_get_additional_lbfgs_options_dict("iprint", iprint)})
     finally:
         network.release()
     est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
