@@ -115,15 +115,42 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t firs
 # the elementwise work that follows a GEMM runs on each block while it is in cache. Block
 # sizes depend only on the shapes, so no result depends on the number of threads.
 cdef Py_ssize_t BLOCK = 128
-cdef double SPLIT_MIN_FLOPS = 4e6     # smaller products run as one BLAS call, no fork/join
+cdef double SPLIT_MIN_FLOPS = 1e6     # smaller products run as one BLAS call, no fork/join
 cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
 
 
-cdef inline Py_ssize_t _n_blocks(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k) noexcept nogil:
-    """Blocks to cut a rows x cols output (inner size k) into along its longer side."""
-    if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS:
+def _tuning(block=None, split_min_flops=None, gather_split_min=None):
+    """Read (and, for measurements, set) the threading thresholds; returns the old ones."""
+    global BLOCK, SPLIT_MIN_FLOPS, GATHER_SPLIT_MIN
+    old = dict(block=BLOCK, split_min_flops=SPLIT_MIN_FLOPS, gather_split_min=GATHER_SPLIT_MIN)
+    if block is not None:
+        BLOCK = block
+    if split_min_flops is not None:
+        SPLIT_MIN_FLOPS = split_min_flops
+    if gather_split_min is not None:
+        GATHER_SPLIT_MIN = gather_split_min
+    return old
+
+
+cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
+                             bint* by_rows) noexcept nogil:
+    """How to cut a rows x cols GEMM output (inner size k): the number of blocks, and
+    whether they are row blocks. Every block packs the operand it shares with the others
+    again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks), so cut
+    the way that packs less; an even count keeps two threads evenly loaded."""
+    cdef Py_ssize_t n_rows = (rows + BLOCK - 1) // BLOCK, n_cols = (cols + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t n
+    if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS or (n_rows == 1 and n_cols == 1):
+        by_rows[0] = rows >= cols
         return 1
-    return (max(rows, cols) + BLOCK - 1) // BLOCK
+    by_rows[0] = n_rows * cols < n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
+    n = n_rows if by_rows[0] else n_cols
+    return n + (n % 2)
+
+
+cdef inline Py_ssize_t _lo(Py_ssize_t blk, Py_ssize_t n_blocks, Py_ssize_t size) noexcept nogil:
+    """First index of block blk when size is cut into n_blocks near-equal blocks."""
+    return blk * size // n_blocks
 
 
 cdef void dense_forward(floating* A, const floating* X, const floating* W, const floating* b,
@@ -131,28 +158,28 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
                         int n_threads) noexcept nogil:
     """A (nb, n_out) = act(X (nb, n_in) @ W (n_in, n_out) + b); act < 0 skips bias and
     activation. Softmax needs whole rows, so it is cut into row blocks only."""
-    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(nb, n_out, n_in)
-    cdef bint by_rows = nb > n_out or act == SOFTMAX
+    cdef bint by_rows
+    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, &by_rows)
+    if act == SOFTMAX and not by_rows:
+        by_rows = True
+        n_blocks = min(n_blocks, nb)
     if n_blocks == 1:
         gemm(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, <floating> 0,
              A, n_out)
         if act >= 0:
             bias_act_forward(A, n_out, b, nb, n_out, act)
-        return
-    if by_rows:
-        n_blocks = (nb + BLOCK - 1) // BLOCK
+    elif by_rows:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, nb - lo)
+            lo = _lo(blk, n_blocks, nb)
+            width = _lo(blk + 1, n_blocks, nb) - lo
             gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
                  n_out, <floating> 0, A + lo * n_out, n_out)
             if act >= 0:
                 bias_act_forward(A + lo * n_out, n_out, b, width, n_out, act)
     else:
-        n_blocks = (n_out + BLOCK - 1) // BLOCK
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, n_out - lo)
+            lo = _lo(blk, n_blocks, n_out)
+            width = _lo(blk + 1, n_blocks, n_out) - lo
             gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
                  <floating> 0, A + lo, n_out)
             if act >= 0:
@@ -164,25 +191,23 @@ cdef void dense_backward_input(floating* Dp, const floating* D, const floating* 
                                Py_ssize_t n_out, int act, int n_threads) noexcept nogil:
     """Dp (nb, n_in) = (D (nb, n_out) @ W.T) * act'(A_prev): the loss gradient with
     respect to the previous layer's pre-activations."""
-    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(nb, n_in, n_out)
+    cdef bint by_rows
+    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_in, n_out, &by_rows)
     if n_blocks == 1:
         gemm(False, True, nb, n_in, n_out, <floating> 1, D, n_out, W, n_out, <floating> 0,
              Dp, n_in)
         act_backward(Dp, A_prev, n_in, nb, n_in, act)
-        return
-    if nb > n_in:
-        n_blocks = (nb + BLOCK - 1) // BLOCK
+    elif by_rows:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, nb - lo)
+            lo = _lo(blk, n_blocks, nb)
+            width = _lo(blk + 1, n_blocks, nb) - lo
             gemm(False, True, width, n_in, n_out, <floating> 1, D + lo * n_out, n_out, W,
                  n_out, <floating> 0, Dp + lo * n_in, n_in)
             act_backward(Dp + lo * n_in, A_prev + lo * n_in, n_in, width, n_in, act)
     else:
-        n_blocks = (n_in + BLOCK - 1) // BLOCK
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, n_in - lo)
+            lo = _lo(blk, n_blocks, n_in)
+            width = _lo(blk + 1, n_blocks, n_in) - lo
             gemm(False, True, nb, width, n_out, <floating> 1, D, n_out, W + lo * n_out,
                  n_out, <floating> 0, Dp + lo, n_in)
             act_backward(Dp + lo, A_prev + lo, n_in, nb, width, act)
@@ -192,19 +217,20 @@ cdef void dense_backward_weights(floating* GW, const floating* A_prev, const flo
                                  Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out,
                                  floating scale, floating beta, int n_threads) noexcept nogil:
     """GW (n_in, n_out) = scale * A_prev.T @ D + beta * GW."""
-    cdef Py_ssize_t blk, lo, width, n_blocks = _n_blocks(n_in, n_out, nb)
+    cdef bint by_rows
+    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(n_in, n_out, nb, &by_rows)
     if n_blocks == 1:
         gemm(True, False, n_in, n_out, nb, scale, A_prev, n_in, D, n_out, beta, GW, n_out)
-    elif n_in >= n_out:
+    elif by_rows:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, n_in - lo)
+            lo = _lo(blk, n_blocks, n_in)
+            width = _lo(blk + 1, n_blocks, n_in) - lo
             gemm(True, False, width, n_out, nb, scale, A_prev + lo, n_in, D, n_out, beta,
                  GW + lo * n_out, n_out)
     else:
         for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = blk * BLOCK
-            width = min(BLOCK, n_out - lo)
+            lo = _lo(blk, n_blocks, n_out)
+            width = _lo(blk + 1, n_blocks, n_out) - lo
             gemm(True, False, n_in, width, nb, scale, A_prev, n_in, D + lo, n_out, beta,
                  GW + lo, n_out)
 

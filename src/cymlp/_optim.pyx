@@ -104,6 +104,15 @@ cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating
     return sq
 
 
+def _tuning(parallel_min=None):
+    """Read (and, for measurements, set) the step's threading threshold."""
+    global PARALLEL_MIN
+    old = PARALLEL_MIN
+    if parallel_min is not None:
+        PARALLEL_MIN = parallel_min
+    return old
+
+
 def n_partials(Py_ssize_t n):
     """Scratch doubles that step() needs for n parameters."""
     return (n + CHUNK - 1) // CHUNK
