@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _training
+from . import _persistence, _training
 from ._engine import Network
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -258,6 +258,22 @@ class BaseMLP(BaseEstimator, ABC):
             The fitted estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def save(self, path):
+        """Save the fitted estimator to a model file (no pickle inside).
+
+        The file holds the parameters, the weights, the classes and the optimizer state,
+        so that `cymlp.load(path)` gives back an estimator that predicts identically and
+        can continue training with `partial_fit` (or a `warm_start` fit). The file is
+        written to a temporary name in the same folder and then renamed: an existing
+        file is never left half-written.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write the file.
+        """
+        _persistence.save(self, path)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

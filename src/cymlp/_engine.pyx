@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from cython cimport floating
 from libc.math cimport sqrt, pow
+from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 from libc.stdlib cimport malloc, free
 
 from cython.parallel cimport prange
@@ -265,13 +266,35 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
     return loss
 
 
+cdef extern from "Python.h":
+    # declared without an exception value: the caller looks at the result itself
+    int _check_signals "PyErr_CheckSignals" ()
+    void PyErr_Clear()
+
+
+cdef bint sigint_pending() noexcept with gil:
+    """Run Python's pending signal handlers (they run in the main thread only); True if
+    one raised, as the default SIGINT handler does on Ctrl-C. The exception is cleared
+    here and KeyboardInterrupt raised by the caller once the engine is consistent."""
+    if _check_signals() != 0:
+        PyErr_Clear()
+        return True
+    return False
+
+
+# Look at the clock every few batches, and take the GIL to look for Ctrl-C only when
+# this much CPU time has passed since the last look.
+cdef double SIGNAL_CHECK_SECONDS = 0.05
+
+
 cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
                              const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch,
                              Py_ssize_t n_params, Py_ssize_t n_weights, StepConfig* cfg,
                              long adam_t, double alpha, double sq, double* partial,
-                             floating tag) noexcept nogil:
+                             Py_ssize_t* steps_done, floating tag) noexcept nogil:
     """One pass over the n rows in mini-batches: forward, backward, optimizer step.
     Returns the sum over batches of (batch loss * batch rows); `sq` is sum(W**2) now.
+    Stops early on Ctrl-C; *steps_done tells how many steps were taken.
     (`tag` only selects the float or double version.)"""
     cdef floating* P = <floating*> buf.params
     cdef floating* G = <floating*> buf.grads
@@ -283,6 +306,9 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef floating* swb = NULL
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
     cdef double sw_sum, loss, total = 0, lr0 = cfg.lr
+    cdef clock_t last_check = clock()
+    cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
+    steps_done[0] = 0
     yrows.dense = Y
     yrows.data = yrows.indices = yrows.indptr = NULL
     yrows.n_cols = n_out
@@ -309,6 +335,11 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
                   n_weights, partial, alpha > 0, net.n_threads)
+        steps_done[0] = k + 1
+        if k % 4 == 3 and clock() - last_check >= check_ticks:
+            last_check = clock()
+            if sigint_pending():
+                break
     return total
 
 
@@ -537,16 +568,19 @@ cdef class Network:
         partial_arr = np.empty(n_partials(n_params), dtype=np.float64)
         cdef double* partial = <double*> _ptr(partial_arr)
         cdef bint single = self.dtype == np.float32
+        cdef Py_ssize_t steps = 0
         with blas_single_threaded(), nogil:
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
                                          n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         <float> 0)
+                                         &steps, <float> 0)
             else:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
                                          n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         <double> 0)
-        optimizer.after_steps((n + batch - 1) // batch)
+                                         &steps, <double> 0)
+        optimizer.after_steps(steps)
+        if steps < (n + batch - 1) // batch:
+            raise KeyboardInterrupt
         return total
 
     def loss_and_grad(self, X, Y, sample_weight=None, double alpha=0.0):

@@ -143,6 +143,10 @@ class SGDOptimizer:
     def buffers(self):
         return self.velocity, self.velocity
 
+    def state_arrays(self):
+        """The distinct state buffers (what a model file stores)."""
+        return [self.velocity]
+
     def after_steps(self, n_steps):
         pass
 
@@ -190,6 +194,10 @@ class AdamOptimizer:
 
     def buffers(self):
         return self.m, self.v
+
+    def state_arrays(self):
+        """The distinct state buffers (what a model file stores)."""
+        return [self.m, self.v]
 
     def after_steps(self, n_steps):
         self.t += n_steps

@@ -1,0 +1,312 @@
+"""Model files: `estimator.save(path)` and `cymlp.load(path)`.
+
+A model file is a zip archive of .npy arrays written by numpy (`np.savez`) and read with
+`allow_pickle=False`, so loading one never executes code. One member, `header`, holds a
+UTF-8 JSON document: the format version, the estimator class, its parameters and its
+scalar fitted state, with the SHA-256 of every other member; the other members are plain
+numeric (or fixed-width unicode) arrays: the flat parameter buffer, the optimizer state,
+classes, feature names, curves.
+
+JSON has no tuples, typed dict keys, numpy dtypes or infinities, so values are written in
+a small tagged form (`_encode` / `_decode`) that gives back the same types.
+"""
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import LabelBinarizer
+
+from ._engine import Network
+
+FORMAT_NAME = "cymlp-model"
+FORMAT_VERSION = 1
+
+
+class _Unstorable(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ typed JSON values
+def _encode(value):
+    """A JSON-ready form of a parameter value that _decode turns back into the same
+    value of the same type. Raises _Unstorable for anything else (a RandomState, a
+    function, an arbitrary object)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        if not isinstance(value, (np.bool_, np.integer, np.floating)):
+            raise _Unstorable(value)
+        return {"np_scalar": value.dtype.str, "value": _encode(value.item())}
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, np.dtype):
+        return {"dtype": value.str}
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return {"scalar_type": np.dtype(value).str}
+    raise _Unstorable(value)
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"np_scalar", "value"}:
+        return np.dtype(value["np_scalar"]).type(_decode(value["value"]))
+    if set(value) == {"float"}:
+        if value["float"] not in ("inf", "-inf", "nan"):
+            raise ValueError(f"bad float {value['float']!r}")
+        return float(value["float"])
+    if set(value) == {"tuple"}:
+        return tuple(_decode(v) for v in value["tuple"])
+    if set(value) == {"dict"}:
+        return {_decode(k): _decode(v) for k, v in value["dict"]}
+    if set(value) == {"dtype"}:
+        return _numeric_dtype(value["dtype"])
+    if set(value) == {"scalar_type"}:
+        return _numeric_dtype(value["scalar_type"]).type
+    raise ValueError(f"unknown tagged value {sorted(value)}")
+
+
+def _numeric_dtype(text):
+    dtype = np.dtype(text)
+    if dtype.kind not in "biufU":
+        raise ValueError(f"dtype {text!r} is not allowed in a model file")
+    return dtype
+
+
+# ------------------------------------------------------------------------------ save
+def save(estimator, path):
+    """Write a fitted estimator to `path` (atomically: an existing file is only
+    replaced once the new one is complete)."""
+    if not hasattr(estimator, "_network"):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; fit it before "
+            "saving.")
+    estimator._sync_params()
+    params = {}
+    for name, value in estimator.get_params(deep=False).items():
+        try:
+            params[name] = _encode(value)
+        except _Unstorable:
+            warnings.warn(
+                f"Parameter {name}={value!r} cannot be stored in a model file; it is saved "
+                "as None.", UserWarning, stacklevel=3)
+            params[name] = None
+
+    arrays = {"params": estimator._network.params}
+    state = {}
+    for name in ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_", "n_iter_",
+                 "t_", "loss_", "best_loss_", "best_validation_score_",
+                 "_no_improvement_count"):
+        if hasattr(estimator, name):
+            state[name] = _encode(_plain(getattr(estimator, name)))
+    for name in ("loss_curve_", "validation_scores_"):
+        if getattr(estimator, name, None) is not None:
+            arrays[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
+    if hasattr(estimator, "_best_params"):
+        arrays["best_params"] = estimator._best_params
+    if hasattr(estimator, "feature_names_in_"):
+        arrays["feature_names_in_"] = _text_array(estimator.feature_names_in_)
+    network = estimator._network
+    state["network"] = {"layer_units": network.layer_units,
+                        "hidden_activation": network.hidden_activation,
+                        "output_activation": network.output_activation,
+                        "dtype": network.dtype.str}
+    optimizer = getattr(estimator, "_optimizer", None)
+    if optimizer is not None:
+        state["optimizer"] = {"kind": optimizer.kind,
+                              "learning_rate": float(optimizer.learning_rate),
+                              "t": int(getattr(optimizer, "t", 0))}
+        for i, buf in enumerate(optimizer.state_arrays()):
+            arrays[f"optimizer_{i}"] = buf
+    if hasattr(estimator, "_label_binarizer"):
+        lb = estimator._label_binarizer
+        arrays["classes_"], kind = _classes_array(lb.classes_)
+        state["label_binarizer"] = {"y_type_": lb.y_type_, "classes_kind": kind,
+                                    "sparse_input_": bool(lb.sparse_input_)}
+
+    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+              "estimator": type(estimator).__name__, "params": params, "state": state,
+              "sha256": {k: _digest(v) for k, v in arrays.items()}}
+    members = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    members.update(arrays)
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".cymlp-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _plain(value):
+    """numpy scalars in fitted attributes as Python numbers."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _digest(array):
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _text_array(values):
+    return np.asarray([str(v) for v in values], dtype=np.str_)
+
+
+def _classes_array(classes):
+    """classes_ as an array numpy can store without pickle, and how to restore it."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biuf":
+        return classes, "numeric"
+    if classes.dtype.kind == "U":
+        return classes, "unicode"
+    if classes.dtype == object and all(isinstance(c, str) for c in classes):
+        return classes.astype(np.str_), "object_str"
+    raise ValueError(
+        "Only numeric or string class labels can be saved in a model file (no pickle); "
+        f"got classes of dtype {classes.dtype}.")
+
+
+# ------------------------------------------------------------------------------ load
+def load(path):
+    """Read a model file written by `save` and return the fitted estimator.
+
+    Raises ValueError, naming the problem, for a file that is not a cymlp model file,
+    is truncated or damaged, or comes from a newer format version. Nothing in the file
+    is unpickled.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise ValueError(f"{path!r} is a directory, not a cymlp model file")
+    if not data:
+        raise ValueError(f"{path!r} is empty: not a cymlp model file")
+    if not data.startswith(b"PK"):
+        raise ValueError(f"{path!r} is not a cymlp model file (not a zip archive of "
+                         "numpy arrays; pickles are never loaded)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            members = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ValueError(f"{path!r} is damaged or truncated: {exc}") from None
+    try:
+        header = json.loads(members.pop("header").tobytes().decode())
+    except KeyError:
+        raise ValueError(f"{path!r} has no header: not a cymlp model file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} has a damaged header: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path!r} is not a cymlp model file")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path!r} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was written in model-file format version {version}; this cymlp "
+            f"reads versions 1 to {FORMAT_VERSION}. Upgrade cymlp to load it.")
+    try:
+        return _restore(header, members)
+    except ValueError as exc:
+        raise ValueError(f"{path!r} is not a valid cymlp model file: {exc}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path!r} is not a valid cymlp model file: bad or missing "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
+def _restore(header, arrays):
+    from ._classes import MLPClassifier, MLPRegressor
+
+    # (format version 1 is the only one so far; older versions would be upgraded here)
+    for name, digest in header["sha256"].items():
+        if name not in arrays or _digest(arrays[name]) != digest:
+            raise ValueError(f"array {name!r} is missing or damaged (checksum mismatch)")
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biufU":
+            raise ValueError(f"array {name!r} has a disallowed dtype {array.dtype}")
+    classes = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
+    cls = classes[header["estimator"]]
+    params = {name: _decode(value) for name, value in header["params"].items()}
+    estimator = cls(**params)
+    state = header["state"]
+
+    net = state["network"]
+    network = Network(net["layer_units"], net["hidden_activation"],
+                      net["output_activation"], _numeric_dtype(net["dtype"]))
+    _copy_into(network.params, arrays["params"], "params")
+    estimator._network = network
+    for name, value in state.items():
+        if name not in ("network", "optimizer", "label_binarizer"):
+            setattr(estimator, name, _decode(value))
+    if not isinstance(estimator.n_features_in_, Integral) or \
+            network.layer_units[0] != estimator.n_features_in_:
+        raise ValueError("n_features_in_ does not match the network")
+    for name in ("loss_curve_", "validation_scores_"):
+        if name in arrays:
+            setattr(estimator, name, [float(v) for v in arrays[name]])
+        elif estimator.solver != "lbfgs":
+            setattr(estimator, name, None)
+    if "best_params" in arrays:
+        estimator._best_params = network.params.copy()
+        _copy_into(estimator._best_params, arrays["best_params"], "best_params")
+    if "feature_names_in_" in arrays:
+        estimator.feature_names_in_ = arrays["feature_names_in_"].astype(object)
+    if "label_binarizer" in state:
+        info = state["label_binarizer"]
+        labels = arrays["classes_"]
+        if info["classes_kind"] == "object_str":
+            labels = labels.astype(object)
+        lb = LabelBinarizer()
+        lb.classes_ = labels
+        lb.y_type_ = str(info["y_type_"])
+        lb.sparse_input_ = bool(info["sparse_input_"])
+        estimator._label_binarizer = lb
+        estimator.classes_ = labels
+    if "optimizer" in state:
+        from ._training import make_optimizer
+
+        info = state["optimizer"]
+        optimizer = make_optimizer(estimator, network)
+        if optimizer.kind != info["kind"]:
+            raise ValueError("optimizer state does not match the solver parameter")
+        optimizer.learning_rate = float(info["learning_rate"])
+        if hasattr(optimizer, "t"):
+            optimizer.t = int(info["t"])
+        for i, buf in enumerate(optimizer.state_arrays()):
+            _copy_into(buf, arrays[f"optimizer_{i}"], f"optimizer_{i}")
+        estimator._optimizer = optimizer
+    for name in ("n_iter_", "t_", "n_outputs_", "n_layers_"):
+        if not isinstance(getattr(estimator, name), Integral):
+            raise ValueError(f"{name} is not an integer")
+    if not isinstance(estimator.loss_, Real):
+        raise ValueError("loss_ is not a number")
+    estimator._bind_views()
+    return estimator
+
+
+def _copy_into(target, source, name):
+    if source.shape != target.shape:
+        raise ValueError(f"array {name!r} has shape {source.shape}, expected {target.shape}")
+    target[...] = source

@@ -1,0 +1,278 @@
+"""Model files: save / load round trips, types of parameters, continued training, version
+policy, damaged files, atomic saves."""
+
+import json
+import os
+import pickle
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.exceptions import NotFittedError
+
+import cymlp
+from cymlp import MLPClassifier, MLPRegressor
+from cymlp import _persistence
+
+
+def _quiet_fit(est, X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y, **kw)
+
+
+def _iris():
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def _fitted_classifier(**kw):
+    X, y = _iris()
+    params = dict(hidden_layer_sizes=(8, 4), max_iter=15, random_state=0)
+    params.update(kw)
+    return _quiet_fit(MLPClassifier(**params), X, y), X, y
+
+
+CASES = [
+    dict(solver="adam"),
+    dict(solver="sgd", learning_rate="invscaling"),
+    dict(solver="lbfgs"),
+    dict(solver="adam", early_stopping=True),
+    dict(solver="sgd", dtype=np.float32),
+    dict(solver="adam", hidden_layer_sizes=(), activation="tanh"),
+]
+
+
+@pytest.mark.parametrize("kw", CASES)
+def test_round_trip_predicts_identically(tmp_path, kw):
+    clf, X, y = _fitted_classifier(**kw)
+    path = tmp_path / "model.cymlp"
+    clf.save(path)
+    loaded = cymlp.load(path)
+    assert type(loaded) is MLPClassifier
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert_array_equal(loaded.predict(X), clf.predict(X))
+    assert_array_equal(loaded.classes_, clf.classes_)
+    for a, b in zip(loaded.coefs_ + loaded.intercepts_, clf.coefs_ + clf.intercepts_):
+        assert a.dtype == b.dtype
+        assert_array_equal(a, b)
+    for name in ("n_iter_", "t_", "loss_", "n_layers_", "n_outputs_", "out_activation_",
+                 "n_features_in_"):
+        assert getattr(loaded, name) == getattr(clf, name)
+    for name in ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_"):
+        assert hasattr(loaded, name) == hasattr(clf, name)
+        if hasattr(clf, name):
+            assert getattr(loaded, name) == getattr(clf, name)
+
+
+def test_regressor_round_trip_multioutput_and_poisson(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    Y = np.column_stack([y, y / 2])
+    for est, target in [(MLPRegressor(max_iter=5, random_state=0), Y),
+                        (MLPRegressor(loss="poisson", max_iter=5, random_state=0), y / 100)]:
+        _quiet_fit(est, X, target)
+        est.save(tmp_path / "r.cymlp")
+        loaded = cymlp.load(tmp_path / "r.cymlp")
+        assert type(loaded) is MLPRegressor
+        assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_get_params_keep_values_and_types(tmp_path):
+    X, y = _iris()
+    params = dict(hidden_layer_sizes=[np.int64(6), 5], batch_size=np.int32(16),
+                  n_iter_no_change=np.inf, alpha=np.float32(0.001), dtype=np.dtype("float32"),
+                  random_state=7, verbose=0, tol=0.0)
+    est = _quiet_fit(MLPClassifier(max_iter=3, **params), X, y)
+    est.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    for name, value in est.get_params().items():
+        other = loaded.get_params()[name]
+        assert type(other) is type(value), name
+        if isinstance(value, list):
+            assert [type(v) for v in other] == [type(v) for v in value]
+        assert other == value or (value != value and other != other), name
+
+
+def test_tuple_and_dtype_type_parameters(tmp_path):
+    X, y = _iris()
+    est = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), dtype=np.float32, max_iter=2),
+                     X, y)
+    est.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert loaded.hidden_layer_sizes == (5,)
+    assert type(loaded.hidden_layer_sizes) is tuple
+    assert loaded.dtype is np.float32
+
+
+def test_typed_values_encode_and_decode():
+    values = [None, True, 3, 2.5, -np.inf, "x", (1, (2, 3)), [1, [2]], {1: "a", "b": (2,)},
+              np.float32(1.5), np.int64(4), np.dtype("float64"), np.float32]
+    for value in values:
+        encoded = json.loads(json.dumps(_persistence._encode(value)))
+        decoded = _persistence._decode(encoded)
+        assert type(decoded) is type(value)
+        assert decoded == value or decoded is value
+    assert np.isnan(_persistence._decode(json.loads(json.dumps(_persistence._encode(np.nan)))))
+
+
+def test_random_state_instance_is_stored_as_none_with_warning(tmp_path):
+    X, y = _iris()
+    est = _quiet_fit(MLPClassifier(max_iter=2, random_state=np.random.RandomState(0)), X, y)
+    with pytest.warns(UserWarning, match="random_state"):
+        est.save(tmp_path / "m")
+    assert cymlp.load(tmp_path / "m").random_state is None
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_continues_with_saved_optimizer_state(tmp_path, solver):
+    clf, X, y = _fitted_classifier(solver=solver)
+    twin = pickle.loads(pickle.dumps(clf))  # pickle keeps the optimizer state too
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    for est in (twin, loaded):
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+    for a, b in zip(loaded.coefs_ + loaded.intercepts_, twin.coefs_ + twin.intercepts_):
+        assert_array_equal(a, b)
+    assert loaded._optimizer.learning_rate == twin._optimizer.learning_rate
+    assert loaded.t_ == twin.t_
+
+
+def test_warm_start_fit_continues_from_saved_weights(tmp_path):
+    clf, X, y = _fitted_classifier(solver="sgd", warm_start=True)
+    twin = pickle.loads(pickle.dumps(clf))
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    _quiet_fit(loaded, X, y)
+    _quiet_fit(twin, X, y)
+    for a, b in zip(loaded.coefs_, twin.coefs_):
+        assert_array_equal(a, b)
+
+
+def test_saving_unfitted_raises(tmp_path):
+    with pytest.raises(NotFittedError):
+        MLPClassifier().save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_failed_save_leaves_existing_file_intact(tmp_path, monkeypatch):
+    clf, X, y = _fitted_classifier()
+    path = tmp_path / "m"
+    clf.save(path)
+    before = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        clf.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary file left behind
+
+
+def test_file_from_newer_format_version_names_both_versions(tmp_path):
+    clf, X, y = _fitted_classifier()
+    path = tmp_path / "m"
+    clf.save(path)
+    _rewrite_header(path, lambda h: h.update(format_version=_persistence.FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match=rf"version {_persistence.FORMAT_VERSION + 1}.*"
+                                         rf"versions 1 to {_persistence.FORMAT_VERSION}"):
+        cymlp.load(path)
+
+
+def _rewrite_header(path, change):
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    header = json.loads(members["header"].tobytes().decode())
+    change(header)
+    members["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def test_damaged_files_raise_value_error(tmp_path):
+    clf, X, y = _fitted_classifier()
+    good = tmp_path / "good"
+    clf.save(good)
+    data = good.read_bytes()
+    rng = np.random.default_rng(0)
+    cases = {"empty": b"", "truncated": data[: len(data) // 2],
+             "random": rng.bytes(2000), "truncated_tail": data[:-10]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError):
+            cymlp.load(tmp_path / name)
+    # flip one bit at many places: every result is a clean error or (if the flip hit
+    # bytes the format does not use) an identical model
+    for pos in rng.choice(len(data), size=60, replace=False):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        (tmp_path / "flip").write_bytes(bytes(flipped))
+        try:
+            loaded = cymlp.load(tmp_path / "flip")
+        except ValueError:
+            continue
+        assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_tampered_array_is_detected_by_checksum(tmp_path):
+    clf, X, y = _fitted_classifier()
+    path = tmp_path / "m"
+    clf.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    members["params"] = members["params"] + 1  # consistent zip, wrong content
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(ValueError, match="checksum"):
+        cymlp.load(path)
+
+
+def test_pickles_and_object_arrays_are_refused_unopened(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "p").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ValueError, match="not a cymlp model file"):
+        cymlp.load(tmp_path / "p")
+    # an .npz whose member is an object array (which would need unpickling)
+    with open(tmp_path / "o", "wb") as f:
+        np.savez(f, header=np.frombuffer(b"{}", dtype=np.uint8),
+                 params=np.array([Evil()], dtype=object))
+    with pytest.raises(ValueError):
+        cymlp.load(tmp_path / "o")
+    assert not marker.exists()
+
+
+def test_wrong_content_is_refused(tmp_path):
+    with open(tmp_path / "plain.npy", "wb") as f:
+        np.save(f, np.arange(3))
+    with pytest.raises(ValueError):
+        cymlp.load(tmp_path / "plain.npy")
+    with zipfile.ZipFile(tmp_path / "z", "w") as z:
+        z.writestr("hello.txt", "hi")
+    with pytest.raises(ValueError):
+        cymlp.load(tmp_path / "z")
+    clf, X, y = _fitted_classifier()
+    clf.save(tmp_path / "m")
+    _rewrite_header(tmp_path / "m", lambda h: h.update(estimator="os.system"))
+    with pytest.raises(ValueError):
+        cymlp.load(tmp_path / "m")
+
+
+def test_unsavable_class_labels_raise(tmp_path):
+    X, y = _iris()
+    est = _quiet_fit(MLPClassifier(max_iter=2, random_state=0), X,
+                     np.array(["a", "b", "c"], dtype=object)[y])
+    est.save(tmp_path / "ok")  # object arrays of strings are fine
+    assert_array_equal(cymlp.load(tmp_path / "ok").predict(X), est.predict(X))
+    est._label_binarizer.classes_ = np.array([1, "b", 2.5], dtype=object)
+    with pytest.raises(ValueError, match="class labels"):
+        est.save(tmp_path / "bad")
