@@ -17,6 +17,8 @@ if sys.platform == "win32":
     compile_args, link_args = ["/openmp", "/O2"], []
 else:
     compile_args, link_args = ["-O3", "-fopenmp", "-fno-math-errno"], ["-fopenmp"]
+    if DEBUG:
+        compile_args += ["-O1", "-g", "-UNDEBUG"]
 
 directives = {
     "language_level": 3,
@@ -36,11 +38,15 @@ extensions = [
         f"cymlp.{name}",
         [f"src/cymlp/{name}.pyx"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+                       ("CYMLP_DEBUG", "1" if DEBUG else "0")],
         extra_compile_args=compile_args + extra,
         extra_link_args=link_args,
     )
     for name, extra in modules.items()
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"]))
+# Generated C goes to a folder per build mode, so a debug build never reuses release C
+# (or the other way round).
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"],
+                            build_dir="build/cython-debug" if DEBUG else "build/cython"))

@@ -24,7 +24,7 @@ cimport openmp
 from threadpoolctl import ThreadpoolController
 
 from ._blas cimport gemm
-from ._kernels cimport (IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, bias_act_forward,
+from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, bias_act_forward,
                         act_backward, output_loss_backward, bias_grad, gather_rows,
                         gather_csr_rows)
 from ._optim cimport StepConfig, step, ADAM
@@ -67,6 +67,7 @@ cdef struct Rows:
     const void* data
     const Py_ssize_t* indices
     const Py_ssize_t* indptr
+    Py_ssize_t n_rows
     Py_ssize_t n_cols
 
 
@@ -103,6 +104,11 @@ cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssiz
 cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t first,
                          Py_ssize_t count, floating* out, Py_ssize_t offset) noexcept nogil:
     """Rows idx[offset:offset + count] (or first:first + count) into out."""
+    cdef Py_ssize_t r
+    if CYMLP_DEBUG:
+        for r in range(count):
+            if not 0 <= (idx[offset + r] if idx != NULL else first + r) < src.n_rows:
+                debug_fail(b"load_rows: row index out of range")
     if src.dense != NULL:
         gather_rows(out, <const floating*> src.dense, idx + offset, count, src.n_cols)
     else:
@@ -311,6 +317,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     steps_done[0] = 0
     yrows.dense = Y
     yrows.data = yrows.indices = yrows.indptr = NULL
+    yrows.n_rows = n
     yrows.n_cols = n_out
     for k in range((n + batch - 1) // batch):
         start = k * batch
@@ -474,8 +481,15 @@ cdef class Network:
             X = X.tocsr()
             if X.shape[1] != n_features:
                 raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
-            return (None, np.ascontiguousarray(X.data, dtype=self.dtype),
-                    np.asarray(X.indices, dtype=np.intp), np.asarray(X.indptr, dtype=np.intp),
+            indices = np.asarray(X.indices, dtype=np.intp)
+            indptr = np.asarray(X.indptr, dtype=np.intp)
+            # the compiled gather trusts these: check them (a malformed matrix must not
+            # make it write out of bounds)
+            if (indptr.shape != (X.shape[0] + 1,) or indptr[0] != 0
+                    or np.any(np.diff(indptr) < 0) or indptr[-1] > min(len(indices), len(X.data))
+                    or (len(indices) and (indices.min() < 0 or indices.max() >= n_features))):
+                raise ValueError("malformed sparse matrix: its indices or indptr are out of range")
+            return (None, np.ascontiguousarray(X.data, dtype=self.dtype), indices, indptr,
                     X.shape[0])
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != n_features:
@@ -488,6 +502,7 @@ cdef class Network:
         r.data = _ptr(held[1])
         r.indices = <const Py_ssize_t*> _ptr(held[2])
         r.indptr = <const Py_ssize_t*> _ptr(held[3])
+        r.n_rows = held[4]
         r.n_cols = self.layer_units[0]
         return r
 

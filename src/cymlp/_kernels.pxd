@@ -3,6 +3,17 @@
 # apart (a block of columns of a wider matrix).
 from cython cimport floating
 
+cdef extern from *:
+    """
+    #ifndef CYMLP_DEBUG
+    #define CYMLP_DEBUG 0
+    #endif
+    """
+    # 1 in debug builds (CYMLP_DEBUG=1 at build time): extra checks in compiled code
+    const bint CYMLP_DEBUG
+
+cdef void debug_fail(const char* what) noexcept nogil
+
 cdef enum Activation:
     IDENTITY = 0
     LOGISTIC = 1

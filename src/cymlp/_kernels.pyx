@@ -9,6 +9,8 @@ from cython cimport floating
 from libc.math cimport exp, expf, log, logf, tanh, tanhf, fabs
 from libc.string cimport memcpy, memset
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
+from libc.stdio cimport fprintf, stderr
+from libc.stdlib cimport abort
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -186,4 +188,12 @@ cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t*
         o = out + r * m
         memset(o, 0, m * sizeof(floating))
         for p in range(indptr[row], indptr[row + 1]):
+            if CYMLP_DEBUG and not 0 <= indices[p] < m:
+                debug_fail(b"gather_csr_rows: column index out of range")
             o[indices[p]] = data[p]
+
+
+cdef void debug_fail(const char* what) noexcept nogil:
+    """Debug builds only: a broken invariant in compiled code stops the process loudly."""
+    fprintf(stderr, b"cymlp debug check failed: %s\n", what)
+    abort()
