@@ -197,3 +197,7 @@ cdef void debug_fail(const char* what) noexcept nogil:
     """Debug builds only: a broken invariant in compiled code stops the process loudly."""
     fprintf(stderr, b"cymlp debug check failed: %s\n", what)
     abort()
+
+
+# True in a debug build (CYMLP_DEBUG=1 at build time).
+DEBUG_BUILD = bool(CYMLP_DEBUG)
