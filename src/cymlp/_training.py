@@ -42,10 +42,10 @@ def make_optimizer(est, network):
 
 
 def _diverged(est, last_good):
-    """Restore the weights from before the epoch whose weights went non-finite."""
+    """Restore the weights from before the epoch whose loss or weights went non-finite."""
     est._network.params[:] = last_good
     raise ValueError(
-        "Training diverged: the weights became non-finite (inf or NaN) in "
+        "Training diverged: the loss or the weights became non-finite (inf or NaN) in "
         f"epoch {est.n_iter_ + 1}. The weights from the end of the last finite epoch were "
         "kept. Scale the input data (e.g. StandardScaler) or lower learning_rate_init."
     )
@@ -107,10 +107,12 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                                         sample_idx if est.shuffle else None,
                                         batch_size, float(est.alpha), est._optimizer)
             loss = total / n_samples
-            # Non-finite weights end training at once, keeping the last finite ones. With
-            # early stopping scikit-learn trains on (its validation score becomes NaN)
-            # and restores the best weights at the end, so that case is left to it.
-            if not early_stopping and not np.isfinite(network.params).all():
+            # A non-finite loss or non-finite weights end training at once, keeping the
+            # weights of the last finite epoch. With early stopping scikit-learn trains on
+            # (the validation score becomes NaN) and restores the best weights at the end
+            # (its fix for issue #29504): that case keeps its behaviour.
+            if not early_stopping and not (np.isfinite(loss)
+                                           and np.isfinite(network.params).all()):
                 _diverged(est, last_good)
             est.n_iter_ += 1
             est.loss_ = loss
