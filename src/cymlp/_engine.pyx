@@ -89,11 +89,13 @@ cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssiz
     """Rows order[start:start + nb] (or start:start + nb when order is NULL) as a dense
     block: a pointer into the data itself when no gather is needed."""
     cdef const Py_ssize_t* idx = order + start if order != NULL else NULL
-    cdef Py_ssize_t m = src.n_cols, blk, lo, n_blocks = 1
+    cdef Py_ssize_t m = src.n_cols, blk, lo, n_blocks
     if src.dense != NULL and idx == NULL:
         return <const floating*> src.dense + start * m
-    if nb * m >= GATHER_SPLIT_MIN:
-        n_blocks = (nb + 63) // 64
+    if nb * m < GATHER_SPLIT_MIN:  # small: no fork/join
+        _gather(src, idx, start, nb, buf, 0)
+        return buf
+    n_blocks = (nb + 63) // 64
     for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
         lo = blk * nb // n_blocks
         _gather(src, idx, start + lo, (blk + 1) * nb // n_blocks - lo,
