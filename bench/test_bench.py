@@ -19,7 +19,8 @@ def test_workload(benchmark, sizes, rounds, require, name, lib):
     benchmark.group = f"{name}: {workload.title}"
     benchmark.extra_info.update(library=lib, n_samples=len(X), epochs=workload.epochs,
                                 useful_gflop=workloads.useful_flops(workload, X) / 1e9)
-    result = benchmark.pedantic(run, setup=workloads.settle, rounds=rounds, iterations=1, warmup_rounds=0)
+    result = benchmark.pedantic(run, setup=workloads.settle, rounds=rounds, iterations=1,
+                                warmup_rounds=0)
     if lib != "torch" and not workload.predict:  # same work: no early stop, no extra epoch
         assert result.n_iter_ == workload.epochs
 
@@ -29,7 +30,8 @@ def _gemm_cases():
     cases = [(f"square {s}", s, s, s, False, False) for s in sizes.gemm_square]
     net = (workloads.N_FEATURES, 256, 128, workloads.N_CLASSES)
     for batch in (256, 32):
-        cases += [(f"b{batch} {label}", *shape) for label, *shape in workloads.training_gemms(net, batch)]
+        cases += [(f"b{batch} {label}", *shape)
+                  for label, *shape in workloads.training_gemms(net, batch)]
     return cases
 
 

@@ -50,7 +50,8 @@ def get_sizes(quick=None):
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     if quick:
         return Sizes(True, max(64, int(2000 * scale)), 3, 20_000, (256, 512))
-    return Sizes(False, max(64, int(60_000 * scale)), 50, int(1_000_000 * scale), (1024, 2048, 4096))
+    return Sizes(False, max(64, int(60_000 * scale)), 50, int(1_000_000 * scale),
+                 (1024, 2048, 4096))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +81,8 @@ def get_workloads(sizes):
     return {w.name: w for w in [
         sgd_epoch(256),
         sgd_epoch(32),
-        Workload("adam256", "Adam, 1 epoch, batch 256", "synthetic", (256, 128), "adam", 1e-3, 256, 1),
+        Workload("adam256", "Adam, 1 epoch, batch 256", "synthetic", (256, 128), "adam", 1e-3,
+                 256, 1),
         Workload("digits", f"digits, (100,), Adam, batch 32, {sizes.digits_epochs} epochs",
                  "digits", (100,), "adam", 1e-3, 32, sizes.digits_epochs),
         Workload("predict", f"predict_proba, {sizes.n_train} rows",
@@ -88,7 +90,7 @@ def get_workloads(sizes):
     ]}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synthetic(n, seed=0):
     """Gaussian X (n x 784, float32), labels from a fixed random teacher network (784-64-10, tanh).
 
@@ -106,7 +108,7 @@ def synthetic(n, seed=0):
     return X, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits():
     from sklearn.datasets import load_digits
 
@@ -234,7 +236,7 @@ def torch_predict_proba(model, X):
         return torch.softmax(model(torch.from_numpy(X)), dim=1).numpy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def warm_up(lib):
     """One tiny fit per library and process: imports, lazy initialisation, thread pools."""
     X, y = synthetic(512, seed=1)

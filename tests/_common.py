@@ -6,7 +6,7 @@ Python. Only scikit-learn's bundled data sets and generators are used.
 """
 
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
@@ -31,14 +31,14 @@ def _frozen(*arrays):
     return arrays
 
 
-@lru_cache(maxsize=None)
+@cache
 def iris():
     """Multiclass: 150 x 4, standardised, 3 classes."""
     X, y = load_iris(return_X_y=True)
     return _frozen(StandardScaler().fit_transform(X), y)
 
 
-@lru_cache(maxsize=None)
+@cache
 def binary():
     """Binary: 160 rows of breast_cancer, standardised, 30 features."""
     X, y = load_breast_cancer(return_X_y=True)
@@ -46,7 +46,7 @@ def binary():
     return _frozen(StandardScaler().fit_transform(X), y)
 
 
-@lru_cache(maxsize=None)
+@cache
 def multilabel():
     """Multilabel indicator targets: 120 x 8, 3 labels."""
     X, Y = make_multilabel_classification(
@@ -55,7 +55,7 @@ def multilabel():
     return _frozen(StandardScaler().fit_transform(X), Y)
 
 
-@lru_cache(maxsize=None)
+@cache
 def regression():
     """Single-output regression: 200 rows of diabetes, standardised target."""
     X, y = load_diabetes(return_X_y=True)
@@ -63,7 +63,7 @@ def regression():
     return _frozen(StandardScaler().fit_transform(X), (y - y.mean()) / y.std())
 
 
-@lru_cache(maxsize=None)
+@cache
 def multioutput():
     """Three-output regression: 150 x 6, standardised targets."""
     X, Y = make_regression(
@@ -73,7 +73,7 @@ def multioutput():
     return _frozen(StandardScaler().fit_transform(X), (Y - Y.mean(0)) / Y.std(0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def counts():
     """Poisson regression: 150 x 5 Gaussian features, counts drawn from exp(linear)."""
     rng = np.random.RandomState(0)

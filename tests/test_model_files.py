@@ -14,8 +14,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.exceptions import NotFittedError
 
 import cymlp
-from cymlp import MLPClassifier, MLPRegressor
-from cymlp import _persistence
+from cymlp import MLPClassifier, MLPRegressor, _persistence
 
 
 def _quiet_fit(est, X, y, **kw):

@@ -93,7 +93,8 @@ class BaseMLP(BaseEstimator, ABC):
         try:
             dtype = np.dtype(self.dtype)
         except TypeError:
-            raise TypeError(f"dtype must be None, np.float32 or np.float64, got {self.dtype!r}")
+            raise TypeError(
+                f"dtype must be None, np.float32 or np.float64, got {self.dtype!r}") from None
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be None, np.float32 or np.float64, got {dtype}")
         return dtype
@@ -197,7 +198,7 @@ class BaseMLP(BaseEstimator, ABC):
             hidden_layer_sizes = [hidden_layer_sizes]
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         self._requested_dtype()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
@@ -279,7 +280,7 @@ class BaseMLP(BaseEstimator, ABC):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic"
-                " optimizers. %s is not stochastic." % self.solver)
+                f" optimizers. {self.solver} is not stochastic.")
         return True
 
     # --------------------------------------------------------------------- prediction

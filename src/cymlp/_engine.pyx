@@ -17,16 +17,15 @@ import scipy.sparse as sp
 from cython cimport floating
 from libc.math cimport sqrt, pow
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
-from libc.stdlib cimport malloc, free
 
 from cython.parallel cimport prange
 cimport openmp
 from threadpoolctl import ThreadpoolController
 
 from ._blas cimport gemm
-from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, bias_act_forward,
-                        act_backward, output_loss_backward, bias_grad, gather_rows,
-                        gather_csr_rows)
+from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
+                        bias_act_forward, act_backward, output_loss_backward, bias_grad,
+                        gather_rows, gather_csr_rows)
 from ._optim cimport StepConfig, step, ADAM
 from ._optim import n_partials
 

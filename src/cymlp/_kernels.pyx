@@ -6,7 +6,7 @@ Activation derivatives are taken from the stored outputs A (as scikit-learn does
 pre-activations never need to be kept.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, tanh, tanhf, fabs
+from libc.math cimport exp, expf, log, logf, tanh, tanhf
 from libc.string cimport memcpy, memset
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
 from libc.stdio cimport fprintf, stderr

@@ -201,7 +201,7 @@ def load(path):
         with open(path, "rb") as f:
             data = f.read()
     except IsADirectoryError:
-        raise ValueError(f"{path!r} is a directory, not a cymlp model file")
+        raise ValueError(f"{path!r} is a directory, not a cymlp model file") from None
     if not data:
         raise ValueError(f"{path!r} is empty: not a cymlp model file")
     if not data.startswith(b"PK"):

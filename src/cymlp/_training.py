@@ -119,7 +119,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
             est.t_ += n_samples
             est.loss_curve_.append(est.loss_)
             if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                print(f"Iteration {est.n_iter_:d}, loss = {est.loss_:.8f}")
 
             _update_no_improvement_count(est, early_stopping, X_val, y_val, sw_val)
             est._optimizer.iteration_ends(est.t_)
@@ -127,11 +127,10 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
             if est._no_improvement_count > est.n_iter_no_change:
                 if early_stopping:
                     msg = ("Validation score did not improve more than "
-                           "tol=%f for %d consecutive epochs."
-                           % (est.tol, est.n_iter_no_change))
+                           f"tol={est.tol:f} for {est.n_iter_no_change:d} consecutive epochs.")
                 else:
-                    msg = ("Training loss did not improve more than tol=%f"
-                           " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                    msg = (f"Training loss did not improve more than tol={est.tol:f}"
+                           f" for {est.n_iter_no_change:d} consecutive epochs.")
                 if est._optimizer.trigger_stopping(msg, est.verbose):
                     break
                 est._no_improvement_count = 0
@@ -140,8 +139,8 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                 break
             if est.n_iter_ == est.max_iter:
                 warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % est.max_iter,
+                    f"Stochastic Optimizer: Maximum iterations ({est.max_iter:d}) reached and "
+                    "the optimization hasn't converged yet.",
                     ConvergenceWarning)
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.")
@@ -157,7 +156,7 @@ def _update_no_improvement_count(est, early_stopping, X_val, y_val, sw_val):
         val_score = est._score(X_val, y_val, sample_weight=sw_val)
         est.validation_scores_.append(val_score)
         if est.verbose:
-            print("Validation score: %f" % est.validation_scores_[-1])
+            print(f"Validation score: {est.validation_scores_[-1]:f}")
         last_valid_score = est.validation_scores_[-1]
         if last_valid_score < (est.best_validation_score_ + est.tol):
             est._no_improvement_count += 1
