@@ -6,18 +6,28 @@ out exactly as scikit-learn's. Users may assign new arrays to `coefs_` / `interc
 to their items): `_sync_params` copies them into the buffer before the next use.
 """
 
+from __future__ import annotations
+
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from . import _persistence, _training
 from ._engine import Network
+from ._typing import fit_context
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
+
+    from ._typing import MatrixLike, PathLike
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -25,6 +35,20 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 class BaseMLP(BaseEstimator, ABC):
     """Shared machinery of MLPClassifier and MLPRegressor. Not for direct use."""
+
+    # Fitted attributes (documented in the estimators' docstrings).
+    coefs_: list[NDArray[Any]]
+    intercepts_: list[NDArray[Any]]
+    loss_: float
+    best_loss_: float | None
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+    t_: int
+    n_iter_: int
+    n_layers_: int
+    n_outputs_: int
+    out_activation_: str
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -239,8 +263,8 @@ class BaseMLP(BaseEstimator, ABC):
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -260,7 +284,7 @@ class BaseMLP(BaseEstimator, ABC):
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Save the fitted estimator to a model file (no pickle inside).
 
         The file holds the parameters, the weights, the classes and the optimizer state,
@@ -273,6 +297,15 @@ class BaseMLP(BaseEstimator, ABC):
         ----------
         path : str or os.PathLike
             Where to write the file.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted.
+
+        See Also
+        --------
+        cymlp.load : Read the file back.
         """
         _persistence.save(self, path)
 

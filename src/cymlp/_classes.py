@@ -1,16 +1,34 @@
 """MLPClassifier and MLPRegressor: target handling, output heads and scoring."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseMLP
+from ._typing import available_if, fit_context
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+    from typing_extensions import Self
+
+    from ._typing import (
+        Activation,
+        LayerSizes,
+        LearningRate,
+        MatrixLike,
+        RandomStateLike,
+        RegressionLoss,
+        Solver,
+    )
 
 _COMMON_PARAMETERS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -123,13 +141,34 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     True
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, dtype=None):
+    def __init__(
+        self,
+        hidden_layer_sizes: LayerSizes = (100,),
+        activation: Activation = "relu",
+        *,
+        solver: Solver = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | Literal["auto"] = "auto",
+        learning_rate: LearningRate = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: RandomStateLike = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -169,7 +208,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         """Predict using the multi-layer perceptron classifier.
 
         Parameters
@@ -194,9 +233,37 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
+    def score(
+        self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
+        """Accuracy of the predictions for `X`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True labels of `X`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Share of the samples whose predicted class is right (multilabel targets:
+            whose every label is right), weighted by `sample_weight`.
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
     @available_if(lambda est: est._check_solver())
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self,
+        X: MatrixLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
+    ) -> Self:
         """Update the model with a single epoch over the given data.
 
         Parameters
@@ -223,7 +290,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: MatrixLike) -> NDArray[np.floating[Any]]:
         """Log of the probability estimates.
 
         Parameters
@@ -239,7 +306,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: MatrixLike) -> NDArray[np.floating[Any]]:
         """Probability estimates.
 
         Parameters
@@ -284,8 +351,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     --------
     >>> from sklearn.datasets import make_regression
     >>> from cymlp import MLPRegressor
-    >>> X, y = make_regression(n_samples=200, random_state=0)
-    >>> reg = MLPRegressor(max_iter=2000, random_state=0).fit(X, y)
+    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=500,
+    ...                    random_state=0).fit(X, y)
     >>> reg.score(X, y) > 0.9
     True
     """
@@ -295,13 +363,35 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
-                 *, solver="adam", alpha=0.0001, batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None):
+    def __init__(
+        self,
+        loss: RegressionLoss = "squared_error",
+        hidden_layer_sizes: LayerSizes = (100,),
+        activation: Activation = "relu",
+        *,
+        solver: Solver = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | Literal["auto"] = "auto",
+        learning_rate: LearningRate = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: RandomStateLike = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -320,7 +410,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' requires non-negative targets y.")
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         """Predict using the multi-layer perceptron model.
 
         Parameters
@@ -345,6 +435,29 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, r2_score)
 
+    def score(
+        self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
+        """Coefficient of determination (R²) of the predictions for `X`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True values for `X`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R² of ``self.predict(X)`` against `y`: 1 is a perfect fit, 0 is what
+            always predicting the mean of `y` scores, and it can be negative. With
+            several outputs, the mean of their R².
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=self._check_X_dtype(reset), reset=reset)
@@ -355,8 +468,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     # scikit-learn's quirk, kept: the lambda returns the bound method (always truthy), so
     # MLPRegressor.partial_fit exists even with solver='lbfgs' (and runs a full lbfgs fit).
     @available_if(lambda est: est._check_solver)
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> Self:
         """Update the model with a single epoch over the given data.
 
         Parameters

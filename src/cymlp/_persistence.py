@@ -11,6 +11,8 @@ JSON has no tuples, typed dict keys, numpy dtypes or infinities, so values are w
 a small tagged form (`_encode` / `_decode`) that gives back the same types.
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
 import json
@@ -19,12 +21,17 @@ import tempfile
 import warnings
 import zipfile
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelBinarizer
 
 from ._engine import Network
+
+if TYPE_CHECKING:
+    from ._classes import MLPClassifier, MLPRegressor
+    from ._typing import PathLike
 
 FORMAT_NAME = "cymlp-model"
 FORMAT_VERSION = 1
@@ -145,7 +152,8 @@ def save(estimator, path):
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
               "estimator": type(estimator).__name__, "params": params, "state": state,
               "sha256": {k: _digest(v) for k, v in arrays.items()}}
-    members = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    members: dict[str, Any] = {
+        "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     members.update(arrays)
 
     path = os.fspath(path)
@@ -190,12 +198,48 @@ def _classes_array(classes):
 
 
 # ------------------------------------------------------------------------------ load
-def load(path):
-    """Read a model file written by `save` and return the fitted estimator.
+def load(path: PathLike) -> MLPClassifier | MLPRegressor:
+    """Load an estimator saved with its ``save`` method.
 
-    Raises ValueError, naming the problem, for a file that is not a cymlp model file,
-    is truncated or damaged, or comes from a newer format version. Nothing in the file
-    is unpickled.
+    A model file is a zip of plain numpy arrays and a JSON header, read with
+    ``allow_pickle=False``: loading one never runs code from the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+
+    Returns
+    -------
+    estimator : MLPClassifier or MLPRegressor
+        The fitted estimator, as it was saved: it predicts identically, and
+        ``partial_fit`` (or a ``warm_start`` fit) continues its training with the saved
+        optimizer state.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a cymlp model file, is truncated or damaged (its checksums
+        do not match), or was written by a newer model-file format version. The
+        message names the problem.
+
+    See Also
+    --------
+    MLPClassifier.save, MLPRegressor.save : Write a model file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> import cymlp
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = cymlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=1000,
+    ...                           random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "iris.cymlp")
+    >>> clf.save(path)
+    >>> np.array_equal(cymlp.load(path).predict_proba(X), clf.predict_proba(X))
+    True
     """
     try:
         with open(path, "rb") as f:

@@ -1,0 +1,59 @@
+# Type stub of the compiled module _optim.pyx (the Python-visible part).
+from typing import Any, ClassVar
+
+from numpy.typing import DTypeLike, NDArray
+
+def _tuning(parallel_min: int | None = None) -> int: ...
+def n_partials(n: int) -> int: ...
+
+class SGDOptimizer:
+    kind: ClassVar[str]
+    learning_rate_init: float
+    learning_rate: float
+    lr_schedule: str
+    momentum: float
+    nesterov: bool
+    power_t: float
+    velocity: NDArray[Any]
+    def __init__(
+        self,
+        n_params: int,
+        dtype: DTypeLike,
+        learning_rate_init: float = 0.1,
+        lr_schedule: str = "constant",
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        power_t: float = 0.5,
+    ) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+    def buffers(self) -> tuple[NDArray[Any], NDArray[Any]]: ...
+    def state_arrays(self) -> list[NDArray[Any]]: ...
+    def after_steps(self, n_steps: int) -> None: ...
+    def iteration_ends(self, time_step: int) -> None: ...
+    def trigger_stopping(self, msg: str, verbose: bool | int) -> bool: ...
+
+class AdamOptimizer:
+    kind: ClassVar[str]
+    learning_rate_init: float
+    learning_rate: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    t: int
+    m: NDArray[Any]
+    v: NDArray[Any]
+    def __init__(
+        self,
+        n_params: int,
+        dtype: DTypeLike,
+        learning_rate_init: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+    ) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+    def buffers(self) -> tuple[NDArray[Any], NDArray[Any]]: ...
+    def state_arrays(self) -> list[NDArray[Any]]: ...
+    def after_steps(self, n_steps: int) -> None: ...
+    def iteration_ends(self, time_step: int) -> None: ...
+    def trigger_stopping(self, msg: str, verbose: bool | int) -> bool: ...
