@@ -12,7 +12,8 @@ calls BLAS: one thread per output block) and multi-threaded:
   installed;
 - PyTorch's ``torch.mm`` (MKL / oneDNN inside), if installed.
 
-Run: ``python bench/gemm_backends.py`` (alone on the machine). Prints a markdown table.
+Run: ``python bench/gemm_backends.py`` (alone on the machine). Prints a markdown table;
+every number is measured in a fresh process.
 """
 
 import ctypes
@@ -106,8 +107,9 @@ def time_step(run, batch, threads, min_time=0.5):
     with threadpool_limits(limits=threads):
         if hasattr(run, "set_threads"):
             run.set_threads(threads)
-        for (A, B, C), ta, tb in ops:  # warm up
+        for (A, B, C), ta, tb in ops:  # warm up, then let spinning threads settle
             run(A, B, C, ta, tb)
+        time.sleep(1.0)
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < min_time:
             for (A, B, C), ta, tb in ops:
@@ -117,22 +119,39 @@ def time_step(run, batch, threads, min_time=0.5):
     return flops / seconds / 1e9
 
 
+BACKENDS = {"scipy OpenBLAS": scipy_backend, "BLIS": blis_backend, "MKL": mkl_backend,
+            "PyTorch mm": torch_backend}
+
+
+def measure(name, batch, threads):
+    """One measurement in this process, which must not have run anything else: thread
+    pools that spun up earlier (another library's, or this one's at another thread count)
+    distort it badly on few cores."""
+    print(f"{time_step(BACKENDS[name](), batch, threads):.0f}")
+
+
 def main():
-    backends = {}
-    for name, make in [("scipy OpenBLAS", scipy_backend), ("BLIS", blis_backend),
-                       ("MKL", mkl_backend), ("PyTorch mm", torch_backend)]:
-        try:
-            backends[name] = make()
-        except Exception as exc:  # not installed
-            print(f"{name}: skipped ({exc})")
+    if len(sys.argv) > 1:
+        return measure(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    import subprocess
+
     n_cores = len(os.sched_getaffinity(0))
-    print(f"\nGF/s over the GEMMs of one training step (784-256-128-10, float32), "
-          f"{n_cores} cores\n")
+    print(f"GF/s over the GEMMs of one training step (784-256-128-10, float32), "
+          f"{n_cores} cores, each number from its own process\n")
     print("| backend | batch 256, 1 thread | batch 256, all | batch 32, 1 thread | batch 32, all |")
     print("|---|---|---|---|---|")
-    for name, run in backends.items():
-        cells = [time_step(run, b, t) for b in (256, 32) for t in (1, n_cores)]
-        print(f"| {name} | " + " | ".join(f"{c:.0f}" for c in cells) + " |")
+    for name in BACKENDS:
+        cells = []
+        for batch in (256, 32):
+            for threads in (1, n_cores):
+                proc = subprocess.run([sys.executable, __file__, name, str(batch), str(threads)],
+                                      capture_output=True, text=True)
+                if proc.returncode == 0:
+                    cells.append(proc.stdout.strip())
+                else:
+                    lines = proc.stderr.strip().splitlines()
+                    cells.append("n/a: " + (lines[-1] if lines else "?")[:60])
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

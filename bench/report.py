@@ -7,8 +7,10 @@
     python bench/report.py --out bench/results/report.md --plot bench/throughput.png
 
 Timing: wall clock (time.perf_counter) of each run, median of --repeats, libraries interleaved
-(cymlp, sklearn, torch, cymlp, ...) in this one process after a warm-up fit per library.
-Memory: each measurement in a fresh subprocess (bench/memprobe.py).
+(cymlp, sklearn, torch, cymlp, ...). Every timed run happens in a fresh subprocess (after a
+warm-up fit and a pause): the thread pools of one library (OpenBLAS's workers, OpenMP's) keep
+spinning for a while after it ran and, on a 2-core machine, slow the next library several
+times over. Memory: each measurement in a fresh subprocess (bench/memprobe.py).
 """
 
 import argparse
@@ -28,16 +30,42 @@ import workloads as W  # noqa: E402
 SECTIONS = ("gemm", "sweep", "memory")
 
 
-def time_interleaved(runners, repeats):
-    """Median seconds per library; one run of each library in turn, `repeats` times."""
-    times = {lib: [] for lib in runners}
+def time_interleaved(libs, work, repeats):
+    """Median seconds per library; one run of each library in turn, `repeats` times, each
+    run in a fresh process."""
+    times = {lib: [] for lib in libs}
     for _ in range(repeats):
-        for lib, run in runners.items():
-            W.settle()
-            t0 = time.perf_counter()
-            run()
-            times[lib].append(time.perf_counter() - t0)
+        for lib in libs:
+            times[lib].append(time_in_child(lib, work.name))
     return {lib: statistics.median(t) for lib, t in times.items()}
+
+
+def time_in_child(lib, workload_name):
+    out = subprocess.run([sys.executable, __file__, "--child", lib, workload_name],
+                         capture_output=True, text=True, env=dict(os.environ))
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    except (IndexError, json.JSONDecodeError, KeyError):
+        raise RuntimeError(f"timing {lib} on {workload_name} failed:\n{out.stderr}") from None
+
+
+def workload_by_name(name, sizes):
+    workloads = W.get_workloads(sizes)
+    if name in workloads:
+        return workloads[name]
+    return W.sgd_epoch(int(name.removeprefix("sgd")))  # the sweep's "sgd<batch>"
+
+
+def child(lib, workload_name):
+    """Time one run of one library on one workload, in this fresh process."""
+    sizes = W.get_sizes()
+    work = workload_by_name(workload_name, sizes)
+    X, y = W.dataset(work, sizes)
+    run = W.prepare(lib, work, X, y)
+    W.settle(1.0)
+    t0 = time.perf_counter()
+    run()
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
 
 
 def fmt(x, spec=".3g", missing="–"):
@@ -74,7 +102,8 @@ def environment(libs):
     import sklearn
     from threadpoolctl import threadpool_info
 
-    versions = {"numpy": numpy.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+    versions = {"numpy": numpy.__version__, "scipy": scipy.__version__,
+                "scikit-learn": sklearn.__version__}
     for lib in ("cymlp", "torch"):
         if lib in libs:
             versions[lib] = __import__(lib).__version__
@@ -94,18 +123,20 @@ def workload_section(names, sizes, libs, repeats, peak):
         X, y = W.dataset(work, sizes)
         print(f"  {name}: {work.title}", file=sys.stderr, flush=True)
         _, gemm_gfs = peak(W.workload_gemms(work, X))  # first: no other thread pool is awake
-        secs = time_interleaved({lib: W.prepare(lib, work, X, y) for lib in libs}, repeats)
+        secs = time_interleaved(libs, work, repeats)
         c, s, t = (secs.get(lib) for lib in W.LIBS)
         useful = W.useful_flops(work, X) / 1e9
-        rows.append([work.title, fmt(c), fmt(s), fmt(t), fmt(ratio(s, c), ".2f"), fmt(ratio(t, c), ".2f"),
+        rows.append([work.title, fmt(c), fmt(s), fmt(t), fmt(ratio(s, c), ".2f"),
+                     fmt(ratio(t, c), ".2f"),
                      fmt(ratio(useful, c), ".1f"), f"{gemm_gfs:.1f}",
                      fmt(None if c is None else 100 * useful / c / gemm_gfs, ".0f")])
     header = ["workload", "cymlp s", "sklearn s", "torch s", "sklearn/cymlp", "torch/cymlp",
               "cymlp useful GF/s", "sgemm GF/s at these shapes", "cymlp % of sgemm"]
-    return ("## Workloads\n\nSeconds (median of %d), ratios > 1 mean cymlp is faster. Useful work = "
-            "n_samples · (6W − 2W_first) flops per epoch (2W per row for predict_proba); sgemm GF/s is "
-            "scipy's OpenBLAS on the same GEMM shapes (one mini-batch step; predict: forward on "
-            "8192-row blocks), called from Python.\n\n" % repeats) + table(header, rows)
+    return (f"## Workloads\n\nSeconds (median of {repeats}), ratios > 1 mean cymlp is faster. "
+            "Useful work = n_samples · (6W − 2W_first) flops per epoch (2W per row for "
+            "predict_proba); sgemm GF/s is scipy's OpenBLAS on the same GEMM shapes (one "
+            "mini-batch step; predict: forward on 8192-row blocks), called from Python.\n\n"
+            + table(header, rows))
 
 
 def gemm_section(sizes, peak):
@@ -133,7 +164,7 @@ def sweep_section(batches, sizes, libs, repeats, peak, plot_path):
         print(f"  sweep: batch {batch}", file=sys.stderr, flush=True)
         work = W.sgd_epoch(batch)
         bound.append(peak(W.training_gemms(net, batch))[1] * 1e9 / flops_per_sample)
-        secs = time_interleaved({lib: W.prepare(lib, work, X, y) for lib in libs}, repeats)
+        secs = time_interleaved(libs, work, repeats)
         for lib in libs:
             rates[lib].append(len(X) / secs[lib])
     rows = [[b] + [f"{rates[lib][i]:,.0f}" for lib in libs] + [f"{bound[i]:,.0f}"]
@@ -190,16 +221,25 @@ def memory_section(sizes, libs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(*argv[1:3])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (same as BENCH_QUICK=1)")
     parser.add_argument("--only", default="", help="comma-separated sections (default: all)")
     parser.add_argument("--out", help="also write the markdown here")
-    parser.add_argument("--plot", default=str(HERE / "throughput.png"), help="throughput plot (PNG)")
-    parser.add_argument("--repeats", type=int, help="timed runs per library, median (default 3; 1 with --quick)")
-    parser.add_argument("--batches", default="16,32,64,128,256,512", help="batch sizes of the sweep")
+    parser.add_argument("--plot", default=str(HERE / "throughput.png"),
+                        help="throughput plot (PNG)")
+    parser.add_argument("--repeats", type=int,
+                        help="timed runs per library, median (default 3; 1 with --quick)")
+    parser.add_argument("--batches", default="16,32,64,128,256,512",
+                        help="batch sizes of the sweep")
     args = parser.parse_args(argv)
 
-    sizes = W.get_sizes(True if args.quick else None)
+    if args.quick:
+        os.environ["BENCH_QUICK"] = "1"  # the timing subprocesses read it
+    sizes = W.get_sizes()
     args.repeats = args.repeats or (1 if sizes.quick else 3)
     known = list(W.get_workloads(sizes)) + list(SECTIONS)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or known
@@ -216,7 +256,8 @@ def main(argv=None):
     if load > 0.5:
         notes.append(f"**Warning: load average {load:.1f} at start: other processes are running, "
                      "timings (and the sgemm peak) are unreliable.**")
-    parts = [f"# cymlp benchmark{' (quick mode: sizes too small to mean anything)' if sizes.quick else ''}",
+    quick_note = " (quick mode: sizes too small to mean anything)" if sizes.quick else ""
+    parts = [f"# cymlp benchmark{quick_note}",
              f"{time.strftime('%Y-%m-%d %H:%M')}; {environment(libs)}"
              + "".join(f"\n\n{n}" for n in notes)]
     names = [n for n in W.get_workloads(sizes) if n in only]
