@@ -20,7 +20,6 @@ from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 
 from cython.parallel cimport prange
 cimport openmp
-from threadpoolctl import ThreadpoolController
 
 from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
@@ -28,22 +27,12 @@ from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU,
                         gather_rows, gather_csr_rows)
 from ._optim cimport StepConfig, step, ADAM
 from ._optim import n_partials
+from ._threads import blas_single_threaded
 
 HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
                       "relu": RELU}
 OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY,
                       "exp": EXP}
-_blas_pool = None
-
-
-def blas_single_threaded():
-    """Keep BLAS at one thread while the engine's OpenMP threads call it."""
-    global _blas_pool
-    if _blas_pool is None:
-        _blas_pool = ThreadpoolController().select(user_api="blas")
-    return _blas_pool.limit(limits=1)
-
-
 # Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
 DEFAULT_CHUNK = 4096
 
@@ -294,14 +283,21 @@ cdef bint sigint_pending() noexcept with gil:
 cdef double SIGNAL_CHECK_SECONDS = 0.05
 
 
+cdef enum:
+    STOP_INTERRUPT = 1
+    STOP_ZERO_WEIGHT = 2
+
+
 cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
                              const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch,
                              Py_ssize_t n_params, Py_ssize_t n_weights, StepConfig* cfg,
                              long adam_t, double alpha, double sq, double* partial,
-                             Py_ssize_t* steps_done, floating tag) noexcept nogil:
+                             Py_ssize_t* steps_done, int* stopped,
+                             floating tag) noexcept nogil:
     """One pass over the n rows in mini-batches: forward, backward, optimizer step.
     Returns the sum over batches of (batch loss * batch rows); `sq` is sum(W**2) now.
-    Stops early on Ctrl-C; *steps_done tells how many steps were taken.
+    *steps_done tells how many steps were taken; *stopped says why it stopped early:
+    STOP_INTERRUPT (Ctrl-C) or STOP_ZERO_WEIGHT (a batch's sample weights sum to zero).
     (`tag` only selects the float or double version.)"""
     cdef floating* P = <floating*> buf.params
     cdef floating* G = <floating*> buf.grads
@@ -316,6 +312,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef clock_t last_check = clock()
     cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
     steps_done[0] = 0
+    stopped[0] = 0
     yrows.dense = Y
     yrows.data = yrows.indices = yrows.indptr = NULL
     yrows.n_rows = n
@@ -332,6 +329,9 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             for i in range(nb):
                 swb[i] = sw[order[start + i]] if order != NULL else sw[start + i]
                 sw_sum += swb[i]
+            if sw_sum == 0:
+                stopped[0] = STOP_ZERO_WEIGHT
+                break
         loss = forward_backward(net, P, G, <floating*> buf.ws, xb, yb, swb, nb,
                                 <floating> (1 / sw_sum), False) / sw_sum
         if net.out_act == IDENTITY:
@@ -347,6 +347,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
         if k % 4 == 3 and clock() - last_check >= check_ticks:
             last_check = clock()
             if sigint_pending():
+                stopped[0] = STOP_INTERRUPT
                 break
     return total
 
@@ -533,6 +534,9 @@ cdef class Network:
         stored order. optimizer: an SGDOptimizer / AdamOptimizer whose state buffers are
         updated in place. Returns the epoch's summed loss: sum over batches of the batch
         loss (data loss + L2 term) times the batch's row count.
+
+        Raises KeyboardInterrupt on Ctrl-C (after the steps taken so far, which stay
+        applied), and ValueError when a mini-batch's sample weights sum to zero.
         """
         held = self._rows(X)
         cdef Py_ssize_t n = held[4]
@@ -585,17 +589,23 @@ cdef class Network:
         cdef double* partial = <double*> _ptr(partial_arr)
         cdef bint single = self.dtype == np.float32
         cdef Py_ssize_t steps = 0
+        cdef int stopped = 0
         with blas_single_threaded(), nogil:
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
                                          n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         &steps, <float> 0)
+                                         &steps, &stopped, <float> 0)
             else:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
                                          n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         &steps, <double> 0)
+                                         &steps, &stopped, <double> 0)
         optimizer.after_steps(steps)
-        if steps < (n + batch - 1) // batch:
+        if stopped == STOP_ZERO_WEIGHT:
+            raise ValueError(
+                f"The sample weights of mini-batch {steps + 1} sum to zero, so its loss is "
+                "undefined. Give more rows a positive sample_weight or use a larger "
+                "batch_size.")
+        if stopped == STOP_INTERRUPT:
             raise KeyboardInterrupt
         return total
 
@@ -614,6 +624,8 @@ cdef class Network:
         xbuf = np.empty((chunk, self.layer_units[0]), dtype=self.dtype)
         cdef double sw_sum = float(np.sum(sample_weight, dtype=np.float64)) \
             if sample_weight is not None else n
+        if sw_sum == 0:
+            raise ValueError("The sample weights sum to zero: the loss is undefined.")
         cdef Net net = self._net()
         cdef Rows rows = self._fill_rows(held)
         cdef void* P = _ptr(self.params)

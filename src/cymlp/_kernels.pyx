@@ -190,7 +190,7 @@ cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t*
         for p in range(indptr[row], indptr[row + 1]):
             if CYMLP_DEBUG and not 0 <= indices[p] < m:
                 debug_fail(b"gather_csr_rows: column index out of range")
-            o[indices[p]] = data[p]
+            o[indices[p]] += data[p]  # duplicate entries add up, as in scipy
 
 
 cdef void debug_fail(const char* what) noexcept nogil:

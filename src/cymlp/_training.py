@@ -13,7 +13,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._engine import blas_single_threaded
+from ._threads import blas_single_threaded
 from ._optim import AdamOptimizer, SGDOptimizer
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
