@@ -13,8 +13,8 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._threads import blas_single_threaded
 from ._optim import AdamOptimizer, SGDOptimizer
+from ._threads import blas_single_threaded
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
