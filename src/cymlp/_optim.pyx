@@ -200,6 +200,8 @@ class AdamOptimizer:
         return [self.m, self.v]
 
     def after_steps(self, n_steps):
+        if n_steps == 0:
+            return
         self.t += n_steps
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                               / (1 - self.beta_1 ** self.t))
