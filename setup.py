@@ -30,16 +30,21 @@ directives = {
 
 # The optimizer's sum of squares is a reduction: let GCC/Clang vectorize it. The order
 # of additions is then fixed by the compiled code, still independent of the thread count.
-fast_reductions = [] if sys.platform == "win32" else [
-    "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
+fast_reductions = (
+    []
+    if sys.platform == "win32"
+    else ["-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
+)
 modules = {"_blas": [], "_kernels": [], "_optim": fast_reductions, "_engine": []}
 extensions = [
     Extension(
         f"cymlp.{name}",
         [f"src/cymlp/{name}.pyx"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
-                       ("CYMLP_DEBUG", "1" if DEBUG else "0")],
+        define_macros=[
+            ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+            ("CYMLP_DEBUG", "1" if DEBUG else "0"),
+        ],
         extra_compile_args=compile_args + extra,
         extra_link_args=link_args,
     )
@@ -48,5 +53,11 @@ extensions = [
 
 # Generated C goes to a folder per build mode, so a debug build never reuses release C
 # (or the other way round).
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["src"],
-                            build_dir="build/cython-debug" if DEBUG else "build/cython"))
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        include_path=["src"],
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
+    )
+)

@@ -41,8 +41,19 @@ def main():
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
     env = dict(os.environ, PYTHONMALLOC="malloc", OMP_NUM_THREADS="2")
     proc = subprocess.run(
-        ["valgrind", "--tool=memcheck", f"--log-file={log}", "--num-callers=40",
-         sys.executable, "-c", WORKLOAD], env=env, capture_output=True, text=True)
+        [
+            "valgrind",
+            "--tool=memcheck",
+            f"--log-file={log}",
+            "--num-callers=40",
+            sys.executable,
+            "-c",
+            WORKLOAD,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 or "workload done" not in proc.stdout:
         print(proc.stdout, proc.stderr)
         print("memcheck: the workload failed under valgrind")
@@ -50,8 +61,7 @@ def main():
     errors = re.split(r"\n==\d+== \n", open(log).read())
     bad, other = [], 0
     for block in errors:
-        if not re.search(r"==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source)",
-                         block):
+        if not re.search(r"==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source)", block):
             continue
         invalid_access = re.search(r"Invalid (read|write)", block)
         in_loader = "dl-load.c" in block or "ld-linux" in block
@@ -61,8 +71,10 @@ def main():
             other += 1
     for block in bad:
         print(block)
-    print(f"memcheck: {len(bad)} errors in or through cymlp, {other} elsewhere "
-          "(dynamic loader, interpreter shutdown)")
+    print(
+        f"memcheck: {len(bad)} errors in or through cymlp, {other} elsewhere "
+        "(dynamic loader, interpreter shutdown)"
+    )
     return 1 if bad else 0
 
 

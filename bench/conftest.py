@@ -1,8 +1,8 @@
 """pytest-benchmark fixtures: sizes, data and library availability, shared by the whole session.
 
-    pytest bench/ --benchmark-only                  # full sizes (run alone on the machine)
-    BENCH_QUICK=1 pytest bench/ --benchmark-only    # tiny sizes, a check that everything runs
-    BENCH_ROUNDS=5 ...                              # timed rounds per workload (default 3)
+pytest bench/ --benchmark-only                  # full sizes (run alone on the machine)
+BENCH_QUICK=1 pytest bench/ --benchmark-only    # tiny sizes, a check that everything runs
+BENCH_ROUNDS=5 ...                              # timed rounds per workload (default 3)
 """
 
 import os

@@ -33,9 +33,13 @@ def step_shapes(batch):
     """(m, n, k, trans_a, trans_b) of the row-major GEMMs of one training step."""
     b = batch
     return [
-        (b, H1, N_IN, 0, 0), (b, H2, H1, 0, 0), (b, N_OUT, H2, 0, 0),  # forward
-        (H2, N_OUT, b, 1, 0), (b, H2, N_OUT, 0, 1),  # layer 3: weight grad, input grad
-        (H1, H2, b, 1, 0), (b, H1, H2, 0, 1),  # layer 2
+        (b, H1, N_IN, 0, 0),
+        (b, H2, H1, 0, 0),
+        (b, N_OUT, H2, 0, 0),  # forward
+        (H2, N_OUT, b, 1, 0),
+        (b, H2, N_OUT, 0, 1),  # layer 3: weight grad, input grad
+        (H1, H2, b, 1, 0),
+        (b, H1, H2, 0, 1),  # layer 2
         (N_IN, H1, b, 1, 0),  # layer 1: weight gradient only
     ]
 
@@ -74,16 +78,37 @@ def mkl_backend():
     f = lib.cblas_sgemm
     f.restype = None
     ptr = ctypes.POINTER(ctypes.c_float)
-    f.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, ptr, ctypes.c_int, ptr, ctypes.c_int,
-                                       ctypes.c_float, ptr, ctypes.c_int]
+    f.argtypes = [ctypes.c_int] * 6 + [
+        ctypes.c_float,
+        ptr,
+        ctypes.c_int,
+        ptr,
+        ctypes.c_int,
+        ctypes.c_float,
+        ptr,
+        ctypes.c_int,
+    ]
     row_major, no, yes = 101, 111, 112
 
     def run(A, B, C, ta, tb):
         m, n = C.shape
         k = A.shape[0] if ta else A.shape[1]
-        f(row_major, yes if ta else no, yes if tb else no, m, n, k, 1.0,
-          A.ctypes.data_as(ptr), A.shape[1], B.ctypes.data_as(ptr), B.shape[1], 0.0,
-          C.ctypes.data_as(ptr), n)
+        f(
+            row_major,
+            yes if ta else no,
+            yes if tb else no,
+            m,
+            n,
+            k,
+            1.0,
+            A.ctypes.data_as(ptr),
+            A.shape[1],
+            B.ctypes.data_as(ptr),
+            B.shape[1],
+            0.0,
+            C.ctypes.data_as(ptr),
+            n,
+        )
 
     run.set_threads = lambda t: lib.MKL_Set_Num_Threads(ctypes.c_int(t))
     return run
@@ -119,8 +144,12 @@ def time_step(run, batch, threads, min_time=0.5):
     return flops / seconds / 1e9
 
 
-BACKENDS = {"scipy OpenBLAS": scipy_backend, "BLIS": blis_backend, "MKL": mkl_backend,
-            "PyTorch mm": torch_backend}
+BACKENDS = {
+    "scipy OpenBLAS": scipy_backend,
+    "BLIS": blis_backend,
+    "MKL": mkl_backend,
+    "PyTorch mm": torch_backend,
+}
 
 
 def measure(name, batch, threads):
@@ -136,16 +165,21 @@ def main():
     import subprocess
 
     n_cores = len(os.sched_getaffinity(0))
-    print(f"GF/s over the GEMMs of one training step (784-256-128-10, float32), "
-          f"{n_cores} cores, each number from its own process\n")
+    print(
+        f"GF/s over the GEMMs of one training step (784-256-128-10, float32), "
+        f"{n_cores} cores, each number from its own process\n"
+    )
     print("| backend | batch 256, 1 thread | batch 256, all | batch 32, 1 thread | batch 32, all |")
     print("|---|---|---|---|---|")
     for name in BACKENDS:
         cells = []
         for batch in (256, 32):
             for threads in (1, n_cores):
-                proc = subprocess.run([sys.executable, __file__, name, str(batch), str(threads)],
-                                      capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, __file__, name, str(batch), str(threads)],
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode == 0:
                     cells.append(proc.stdout.strip())
                 else:

@@ -44,7 +44,7 @@ def gaussian_rows(n, seed=2):
     rng = np.random.default_rng(seed)
     X = np.empty((n, workloads.N_FEATURES), dtype=np.float32)
     for start in range(0, n, 65536):
-        rng.standard_normal(dtype=np.float32, out=X[start:start + 65536])
+        rng.standard_normal(dtype=np.float32, out=X[start : start + 65536])
     return X
 
 
@@ -66,9 +66,16 @@ def main(task, lib, n):
     run()
     peak = peak_bytes(was_reset)
     mb = 2.0**20
-    print(json.dumps({"baseline_mb": baseline / mb, "peak_mb": peak / mb,
-                      "delta_mb": (peak - baseline) / mb,
-                      "peak_source": "VmHWM" if was_reset else "ru_maxrss"}))
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline / mb,
+                "peak_mb": peak / mb,
+                "delta_mb": (peak - baseline) / mb,
+                "peak_source": "VmHWM" if was_reset else "ru_maxrss",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,12 @@ def time_interleaved(libs, work, repeats):
 
 
 def time_in_child(lib, workload_name):
-    out = subprocess.run([sys.executable, __file__, "--child", lib, workload_name],
-                         capture_output=True, text=True, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", lib, workload_name],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
     except (IndexError, json.JSONDecodeError, KeyError):
@@ -102,17 +106,27 @@ def environment(libs):
     import sklearn
     from threadpoolctl import threadpool_info
 
-    versions = {"numpy": numpy.__version__, "scipy": scipy.__version__,
-                "scikit-learn": sklearn.__version__}
+    versions = {
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
     for lib in ("cymlp", "torch"):
         if lib in libs:
             versions[lib] = __import__(lib).__version__
-    blas = [f"{i['internal_api']} {i.get('version')} from {Path(i['filepath']).parent.name} "
-            f"({i['num_threads']} threads)"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    return (f"{platform.processor() or platform.machine()}, {W.n_cores()} cores, "
-            f"Python {platform.python_version()}; "
-            + ", ".join(f"{k} {v}" for k, v in versions.items()) + "; BLAS: " + "; ".join(blas))
+    blas = [
+        f"{i['internal_api']} {i.get('version')} from {Path(i['filepath']).parent.name} "
+        f"({i['num_threads']} threads)"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    ]
+    return (
+        f"{platform.processor() or platform.machine()}, {W.n_cores()} cores, "
+        f"Python {platform.python_version()}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + "; BLAS: "
+        + "; ".join(blas)
+    )
 
 
 def workload_section(names, sizes, libs, repeats, peak):
@@ -126,17 +140,37 @@ def workload_section(names, sizes, libs, repeats, peak):
         secs = time_interleaved(libs, work, repeats)
         c, s, t = (secs.get(lib) for lib in W.LIBS)
         useful = W.useful_flops(work, X) / 1e9
-        rows.append([work.title, fmt(c), fmt(s), fmt(t), fmt(ratio(s, c), ".2f"),
-                     fmt(ratio(t, c), ".2f"),
-                     fmt(ratio(useful, c), ".1f"), f"{gemm_gfs:.1f}",
-                     fmt(None if c is None else 100 * useful / c / gemm_gfs, ".0f")])
-    header = ["workload", "cymlp s", "sklearn s", "torch s", "sklearn/cymlp", "torch/cymlp",
-              "cymlp useful GF/s", "sgemm GF/s at these shapes", "cymlp % of sgemm"]
-    return (f"## Workloads\n\nSeconds (median of {repeats}), ratios > 1 mean cymlp is faster. "
-            "Useful work = n_samples · (6W − 2W_first) flops per epoch (2W per row for "
-            "predict_proba); sgemm GF/s is scipy's OpenBLAS on the same GEMM shapes (one "
-            "mini-batch step; predict: forward on 8192-row blocks), called from Python.\n\n"
-            + table(header, rows))
+        rows.append(
+            [
+                work.title,
+                fmt(c),
+                fmt(s),
+                fmt(t),
+                fmt(ratio(s, c), ".2f"),
+                fmt(ratio(t, c), ".2f"),
+                fmt(ratio(useful, c), ".1f"),
+                f"{gemm_gfs:.1f}",
+                fmt(None if c is None else 100 * useful / c / gemm_gfs, ".0f"),
+            ]
+        )
+    header = [
+        "workload",
+        "cymlp s",
+        "sklearn s",
+        "torch s",
+        "sklearn/cymlp",
+        "torch/cymlp",
+        "cymlp useful GF/s",
+        "sgemm GF/s at these shapes",
+        "cymlp % of sgemm",
+    ]
+    return (
+        f"## Workloads\n\nSeconds (median of {repeats}), ratios > 1 mean cymlp is faster. "
+        "Useful work = n_samples · (6W − 2W_first) flops per epoch (2W per row for "
+        "predict_proba); sgemm GF/s is scipy's OpenBLAS on the same GEMM shapes (one "
+        "mini-batch step; predict: forward on 8192-row blocks), called from Python.\n\n"
+        + table(header, rows)
+    )
 
 
 def gemm_section(sizes, peak):
@@ -149,9 +183,11 @@ def gemm_section(sizes, peak):
         per_shape, total = peak(W.training_gemms(net, batch))
         rows += [[f"batch {batch}: {label}", f"{gfs:.1f}"] for label, gfs in per_shape]
         rows.append([f"**batch {batch}: one training step, all GEMMs**", f"**{total:.1f}**"])
-    return ("## sgemm peak (scipy.linalg.blas.sgemm, row-major, m x k x n)\n\n"
-            "fwd = A·W, dW = Aᵀ·δ, dX = δ·Wᵀ for the 784-256-128-10 network.\n\n"
-            + table(["GEMM", "GF/s"], rows))
+    return (
+        "## sgemm peak (scipy.linalg.blas.sgemm, row-major, m x k x n)\n\n"
+        "fwd = A·W, dW = Aᵀ·δ, dX = δ·Wᵀ for the 784-256-128-10 network.\n\n"
+        + table(["GEMM", "GF/s"], rows)
+    )
 
 
 def sweep_section(batches, sizes, libs, repeats, peak, plot_path):
@@ -167,11 +203,15 @@ def sweep_section(batches, sizes, libs, repeats, peak, plot_path):
         secs = time_interleaved(libs, work, repeats)
         for lib in libs:
             rates[lib].append(len(X) / secs[lib])
-    rows = [[b] + [f"{rates[lib][i]:,.0f}" for lib in libs] + [f"{bound[i]:,.0f}"]
-            for i, b in enumerate(batches)]
-    text = ("## Throughput vs batch size (one SGD epoch, samples/s)\n\n"
-            "Last column: the sgemm bound, what the GEMMs alone would allow at these shapes.\n\n"
-            + table(["batch"] + list(libs) + ["sgemm bound"], rows))
+    rows = [
+        [b] + [f"{rates[lib][i]:,.0f}" for lib in libs] + [f"{bound[i]:,.0f}"]
+        for i, b in enumerate(batches)
+    ]
+    text = (
+        "## Throughput vs batch size (one SGD epoch, samples/s)\n\n"
+        "Last column: the sgemm bound, what the GEMMs alone would allow at these shapes.\n\n"
+        + table(["batch"] + list(libs) + ["sgemm bound"], rows)
+    )
     if plot_path:
         import matplotlib
 
@@ -186,8 +226,12 @@ def sweep_section(batches, sizes, libs, repeats, peak, plot_path):
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set(ylim=(0, None), xlabel="batch size", ylabel="samples / s",
-               title=f"One SGD epoch, 784-256-128-10, {len(X)} rows, float32")
+        ax.set(
+            ylim=(0, None),
+            xlabel="batch size",
+            ylabel="samples / s",
+            title=f"One SGD epoch, 784-256-128-10, {len(X)} rows, float32",
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -202,8 +246,11 @@ def memory_section(sizes, libs):
     for task, n in (("train", sizes.n_train), ("predict", sizes.n_predict_memory)):
         for lib in [lib for lib in libs if lib != "torch"]:
             print(f"  memory: {task} {lib} ({n} rows)", file=sys.stderr, flush=True)
-            out = subprocess.run([sys.executable, str(HERE / "memprobe.py"), task, lib, str(n)],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, str(HERE / "memprobe.py"), task, lib, str(n)],
+                capture_output=True,
+                text=True,
+            )
             try:
                 res = json.loads(out.stdout.strip().splitlines()[-1])
             except (IndexError, json.JSONDecodeError):
@@ -212,29 +259,42 @@ def memory_section(sizes, libs):
             if "error" in res:
                 rows.append([what, lib, "–", "–", res["error"]])
             else:
-                rows.append([what, lib, f"{res['delta_mb']:.0f}", f"{res['peak_mb']:.0f}",
-                             f"baseline {res['baseline_mb']:.0f} MB ({res['peak_source']})"])
-    return ("## Memory (peak RSS, fresh process per row)\n\n"
-            "Added = peak RSS during the call minus the RSS once the data is loaded (784 float32 "
-            "features: 3.1 GB per million rows).\n\n"
-            + table(["run", "library", "added MB", "peak MB", "note"], rows))
+                rows.append(
+                    [
+                        what,
+                        lib,
+                        f"{res['delta_mb']:.0f}",
+                        f"{res['peak_mb']:.0f}",
+                        f"baseline {res['baseline_mb']:.0f} MB ({res['peak_source']})",
+                    ]
+                )
+    return (
+        "## Memory (peak RSS, fresh process per row)\n\n"
+        "Added = peak RSS during the call minus the RSS once the data is loaded (784 float32 "
+        "features: 3.1 GB per million rows).\n\n"
+        + table(["run", "library", "added MB", "peak MB", "note"], rows)
+    )
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         return child(*argv[1:3])
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (same as BENCH_QUICK=1)")
     parser.add_argument("--only", default="", help="comma-separated sections (default: all)")
     parser.add_argument("--out", help="also write the markdown here")
-    parser.add_argument("--plot", default=str(HERE / "throughput.png"),
-                        help="throughput plot (PNG)")
-    parser.add_argument("--repeats", type=int,
-                        help="timed runs per library, median (default 3; 1 with --quick)")
-    parser.add_argument("--batches", default="16,32,64,128,256,512",
-                        help="batch sizes of the sweep")
+    parser.add_argument(
+        "--plot", default=str(HERE / "throughput.png"), help="throughput plot (PNG)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed runs per library, median (default 3; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--batches", default="16,32,64,128,256,512", help="batch sizes of the sweep"
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -254,12 +314,16 @@ def main(argv=None):
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     notes = [f"Skipped: {m}" for m in missing]
     if load > 0.5:
-        notes.append(f"**Warning: load average {load:.1f} at start: other processes are running, "
-                     "timings (and the sgemm peak) are unreliable.**")
+        notes.append(
+            f"**Warning: load average {load:.1f} at start: other processes are running, "
+            "timings (and the sgemm peak) are unreliable.**"
+        )
     quick_note = " (quick mode: sizes too small to mean anything)" if sizes.quick else ""
-    parts = [f"# cymlp benchmark{quick_note}",
-             f"{time.strftime('%Y-%m-%d %H:%M')}; {environment(libs)}"
-             + "".join(f"\n\n{n}" for n in notes)]
+    parts = [
+        f"# cymlp benchmark{quick_note}",
+        f"{time.strftime('%Y-%m-%d %H:%M')}; {environment(libs)}"
+        + "".join(f"\n\n{n}" for n in notes),
+    ]
     names = [n for n in W.get_workloads(sizes) if n in only]
     if names:
         parts.append(workload_section(names, sizes, libs, args.repeats, peak))

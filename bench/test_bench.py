@@ -17,10 +17,15 @@ def test_workload(benchmark, sizes, rounds, require, name, lib):
     X, y = workloads.dataset(workload, sizes)
     run = workloads.prepare(lib, workload, X, y)
     benchmark.group = f"{name}: {workload.title}"
-    benchmark.extra_info.update(library=lib, n_samples=len(X), epochs=workload.epochs,
-                                useful_gflop=workloads.useful_flops(workload, X) / 1e9)
-    result = benchmark.pedantic(run, setup=workloads.settle, rounds=rounds, iterations=1,
-                                warmup_rounds=0)
+    benchmark.extra_info.update(
+        library=lib,
+        n_samples=len(X),
+        epochs=workload.epochs,
+        useful_gflop=workloads.useful_flops(workload, X) / 1e9,
+    )
+    result = benchmark.pedantic(
+        run, setup=workloads.settle, rounds=rounds, iterations=1, warmup_rounds=0
+    )
     if lib != "torch" and not workload.predict:  # same work: no early stop, no extra epoch
         assert result.n_iter_ == workload.epochs
 
@@ -30,8 +35,9 @@ def _gemm_cases():
     cases = [(f"square {s}", s, s, s, False, False) for s in sizes.gemm_square]
     net = (workloads.N_FEATURES, 256, 128, workloads.N_CLASSES)
     for batch in (256, 32):
-        cases += [(f"b{batch} {label}", *shape)
-                  for label, *shape in workloads.training_gemms(net, batch)]
+        cases += [
+            (f"b{batch} {label}", *shape) for label, *shape in workloads.training_gemms(net, batch)
+        ]
     return cases
 
 

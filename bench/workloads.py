@@ -50,8 +50,9 @@ def get_sizes(quick=None):
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     if quick:
         return Sizes(True, max(64, int(2000 * scale)), 3, 20_000, (256, 512))
-    return Sizes(False, max(64, int(60_000 * scale)), 50, int(1_000_000 * scale),
-                 (1024, 2048, 4096))
+    return Sizes(
+        False, max(64, int(60_000 * scale)), 50, int(1_000_000 * scale), (1024, 2048, 4096)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,21 +74,50 @@ class Workload:
 
 def sgd_epoch(batch):
     """One SGD epoch of the 784-256-128-10 network (also used by the batch-size sweep)."""
-    return Workload(f"sgd{batch}", f"SGD Nesterov, 1 epoch, batch {batch}",
-                    "synthetic", (256, 128), "sgd", 0.01, batch, 1)
+    return Workload(
+        f"sgd{batch}",
+        f"SGD Nesterov, 1 epoch, batch {batch}",
+        "synthetic",
+        (256, 128),
+        "sgd",
+        0.01,
+        batch,
+        1,
+    )
 
 
 def get_workloads(sizes):
-    return {w.name: w for w in [
-        sgd_epoch(256),
-        sgd_epoch(32),
-        Workload("adam256", "Adam, 1 epoch, batch 256", "synthetic", (256, 128), "adam", 1e-3,
-                 256, 1),
-        Workload("digits", f"digits, (100,), Adam, batch 32, {sizes.digits_epochs} epochs",
-                 "digits", (100,), "adam", 1e-3, 32, sizes.digits_epochs),
-        Workload("predict", f"predict_proba, {sizes.n_train} rows",
-                 "synthetic", (256, 128), "sgd", 0.01, 256, 1, predict=True),
-    ]}
+    return {
+        w.name: w
+        for w in [
+            sgd_epoch(256),
+            sgd_epoch(32),
+            Workload(
+                "adam256", "Adam, 1 epoch, batch 256", "synthetic", (256, 128), "adam", 1e-3, 256, 1
+            ),
+            Workload(
+                "digits",
+                f"digits, (100,), Adam, batch 32, {sizes.digits_epochs} epochs",
+                "digits",
+                (100,),
+                "adam",
+                1e-3,
+                32,
+                sizes.digits_epochs,
+            ),
+            Workload(
+                "predict",
+                f"predict_proba, {sizes.n_train} rows",
+                "synthetic",
+                (256, 128),
+                "sgd",
+                0.01,
+                256,
+                1,
+                predict=True,
+            ),
+        ]
+    }
 
 
 @functools.cache
@@ -102,9 +132,9 @@ def synthetic(n, seed=0):
     X = np.empty((n, N_FEATURES), dtype=np.float32)
     y = np.empty(n, dtype=np.int64)
     for start in range(0, n, 8192):
-        chunk = X[start:start + 8192]
+        chunk = X[start : start + 8192]
         rng.standard_normal(dtype=np.float32, out=chunk)
-        y[start:start + 8192] = np.argmax(np.tanh(chunk @ w1) @ w2, axis=1)
+        y[start : start + 8192] = np.argmax(np.tanh(chunk @ w1) @ w2, axis=1)
     return X, y
 
 
@@ -175,10 +205,20 @@ def make_estimator(lib, workload):
 
         extra = {}
     return MLPClassifier(
-        hidden_layer_sizes=workload.hidden, solver=workload.solver, alpha=ALPHA,
-        learning_rate_init=workload.lr, momentum=0.9, nesterovs_momentum=True,
-        batch_size=workload.batch, max_iter=workload.epochs, shuffle=True, random_state=0,
-        tol=0.0, n_iter_no_change=np.inf, **extra)
+        hidden_layer_sizes=workload.hidden,
+        solver=workload.solver,
+        alpha=ALPHA,
+        learning_rate_init=workload.lr,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        batch_size=workload.batch,
+        max_iter=workload.epochs,
+        shuffle=True,
+        random_state=0,
+        tol=0.0,
+        n_iter_no_change=np.inf,
+        **extra,
+    )
 
 
 def fit_estimator(lib, workload, X, y):
@@ -219,7 +259,7 @@ def torch_fit(workload, X, y, seed=0):
         perm = torch.randperm(len(Xt))
         epoch_loss = 0.0
         for start in range(0, len(Xt), workload.batch):
-            idx = perm[start:start + workload.batch]
+            idx = perm[start : start + workload.batch]
             xb, yb = Xt[idx], yt[idx]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)

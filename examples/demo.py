@@ -16,8 +16,7 @@ from cymlp import MLPClassifier
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, random_state=0)
-params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=32, max_iter=50,
-              random_state=0)
+params = dict(hidden_layer_sizes=(100,), solver="adam", batch_size=32, max_iter=50, random_state=0)
 
 print(f"digits: {X_train.shape[0]} training rows, {X.shape[1]} features, 10 classes")
 print(f"parameters: {params}\n")
@@ -29,8 +28,10 @@ for name, cls in [("scikit-learn", SklearnMLP), ("cymlp", MLPClassifier)]:
         model = cls(**params).fit(X_train, y_train)
         seconds = time.perf_counter() - start
     results[name] = model
-    print(f"{name:>12}: fit {seconds:6.3f} s, test accuracy {model.score(X_test, y_test):.4f}, "
-          f"final loss {model.loss_:.6f}")
+    print(
+        f"{name:>12}: fit {seconds:6.3f} s, test accuracy {model.score(X_test, y_test):.4f}, "
+        f"final loss {model.loss_:.6f}"
+    )
 
 sk, cy = results["scikit-learn"], results["cymlp"]
 diff = max(np.max(np.abs(a - b)) for a, b in zip(sk.coefs_, cy.coefs_))

@@ -67,7 +67,11 @@ def regression():
 def multioutput():
     """Three-output regression: 150 x 6, standardised targets."""
     X, Y = make_regression(
-        n_samples=150, n_features=6, n_informative=4, n_targets=3, noise=5.0,
+        n_samples=150,
+        n_features=6,
+        n_informative=4,
+        n_targets=3,
+        noise=5.0,
         random_state=0,
     )
     return _frozen(StandardScaler().fit_transform(X), (Y - Y.mean(0)) / Y.std(0))

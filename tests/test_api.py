@@ -34,9 +34,21 @@ from _common import (
 
 NAMES = ["MLPClassifier", "MLPRegressor"]
 FITTED = [
-    "coefs_", "intercepts_", "loss_", "loss_curve_", "best_loss_", "validation_scores_",
-    "best_validation_score_", "n_iter_", "t_", "n_layers_", "n_outputs_",
-    "out_activation_", "classes_", "n_features_in_", "feature_names_in_",
+    "coefs_",
+    "intercepts_",
+    "loss_",
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "n_iter_",
+    "t_",
+    "n_layers_",
+    "n_outputs_",
+    "out_activation_",
+    "classes_",
+    "n_features_in_",
+    "feature_names_in_",
 ]
 
 
@@ -168,8 +180,9 @@ def test_attributes_without_early_stopping():
 @pytest.mark.parametrize("name", NAMES)
 def test_attributes_with_early_stopping(name):
     X, y = _data(name)
-    est = getattr(cymlp, name)(hidden_layer_sizes=(5,), random_state=0, max_iter=6,
-                               early_stopping=True)
+    est = getattr(cymlp, name)(
+        hidden_layer_sizes=(5,), random_state=0, max_iter=6, early_stopping=True
+    )
     quiet_fit(est, X, y)
     assert est.best_loss_ is None
     assert isinstance(est.validation_scores_, list)
@@ -182,10 +195,12 @@ def test_attributes_with_early_stopping(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_lbfgs_attributes(name):
     X, y = _data(name)
-    est = quiet_fit(getattr(cymlp, name)(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0,
-                                         max_iter=10), X, y)
-    for attr in ("loss_curve_", "best_loss_", "validation_scores_",
-                 "best_validation_score_"):
+    est = quiet_fit(
+        getattr(cymlp, name)(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=10),
+        X,
+        y,
+    )
+    for attr in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
         assert not hasattr(est, attr), attr
     assert est.t_ == 0
     assert isinstance(est.loss_, numbers.Real)
@@ -194,8 +209,7 @@ def test_lbfgs_attributes(name):
 
 def test_hidden_layer_sizes_empty():
     X, y = iris()
-    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(), random_state=0,
-                                        max_iter=3), X, y)
+    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(), random_state=0, max_iter=3), X, y)
     assert est.n_layers_ == 2
     assert [c.shape for c in est.coefs_] == [(4, 3)]
     assert [b.shape for b in est.intercepts_] == [(3,)]
@@ -251,8 +265,13 @@ def test_multilabel_outputs():
 def test_string_labels_round_trip():
     X, y = iris()
     names = np.array(["a", "bb", "ccc"])[y]
-    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(5,), random_state=0, max_iter=30,
-                                        learning_rate_init=0.05), X, names)
+    est = quiet_fit(
+        cymlp.MLPClassifier(
+            hidden_layer_sizes=(5,), random_state=0, max_iter=30, learning_rate_init=0.05
+        ),
+        X,
+        names,
+    )
     assert_array_equal(est.classes_, ["a", "bb", "ccc"])
     pred = est.predict(X)
     assert pred.dtype == names.dtype
@@ -292,8 +311,11 @@ def test_poisson_predictions_are_positive():
     from _common import counts
 
     X, y = counts()
-    est = quiet_fit(cymlp.MLPRegressor(loss="poisson", hidden_layer_sizes=(5,),
-                                       random_state=0, max_iter=5), X, y)
+    est = quiet_fit(
+        cymlp.MLPRegressor(loss="poisson", hidden_layer_sizes=(5,), random_state=0, max_iter=5),
+        X,
+        y,
+    )
     assert est.out_activation_ == "exp"
     assert (est.predict(X) > 0).all()
 
@@ -306,8 +328,7 @@ def test_score_matches_sklearn(name):
     quiet_fit(cy, X, y)
     w = np.linspace(0.5, 2, X.shape[0])
     assert_allclose(cy.score(X, y), sk.score(X, y), rtol=1e-6)
-    assert_allclose(cy.score(X, y, sample_weight=w), sk.score(X, y, sample_weight=w),
-                    rtol=1e-6)
+    assert_allclose(cy.score(X, y, sample_weight=w), sk.score(X, y, sample_weight=w), rtol=1e-6)
 
 
 # --------------------------------------------------------------------------------------
@@ -332,8 +353,7 @@ def test_sparse_same_as_dense(name, solver, fmt):
         assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-6)
     # predicting from sparse input == predicting from dense input
     if name == "MLPClassifier":
-        assert_allclose(dense.predict_proba(Xs), dense.predict_proba(X), rtol=1e-9,
-                        atol=1e-12)
+        assert_allclose(dense.predict_proba(Xs), dense.predict_proba(X), rtol=1e-9, atol=1e-12)
     else:
         assert_allclose(dense.predict(Xs), dense.predict(X), rtol=1e-9, atol=1e-12)
     # and it is scikit-learn's sparse fit
@@ -345,8 +365,9 @@ def test_sparse_same_as_dense(name, solver, fmt):
 def test_sparse_array_containers(name):
     X, y = _data(name)
     Xs = sp.csr_array(np.where(np.abs(X) < 0.5, 0.0, X))
-    est = quiet_fit(getattr(cymlp, name)(hidden_layer_sizes=(4,), random_state=0, max_iter=2),
-                    Xs, y)
+    est = quiet_fit(
+        getattr(cymlp, name)(hidden_layer_sizes=(4,), random_state=0, max_iter=2), Xs, y
+    )
     assert est.predict(Xs).shape[0] == X.shape[0]
 
 
@@ -370,8 +391,9 @@ def test_pandas_feature_names(name):
     with pytest.raises(ValueError, match="feature names"):
         cy.predict(df[cols[::-1]])
     # a plain array fit has no feature_names_in_
-    plain = quiet_fit(getattr(cymlp, name)(hidden_layer_sizes=(4,), random_state=0, max_iter=2),
-                      X, y)
+    plain = quiet_fit(
+        getattr(cymlp, name)(hidden_layer_sizes=(4,), random_state=0, max_iter=2), X, y
+    )
     assert not hasattr(plain, "feature_names_in_")
 
 
@@ -439,9 +461,16 @@ def _iteration_lines(text):
 @pytest.mark.parametrize("name", NAMES)
 def test_verbose_prints_like_sklearn(name, early_stopping, capsys):
     X, y = _data(name)
-    params = dict(hidden_layer_sizes=(4,), solver="sgd", random_state=0, max_iter=20,
-                  tol=0.5, n_iter_no_change=2, verbose=True,
-                  early_stopping=early_stopping)
+    params = dict(
+        hidden_layer_sizes=(4,),
+        solver="sgd",
+        random_state=0,
+        max_iter=20,
+        tol=0.5,
+        n_iter_no_change=2,
+        verbose=True,
+        early_stopping=early_stopping,
+    )
     cy, sk = _both(name, **params)
     quiet_fit(sk, X, y)
     out_sk = capsys.readouterr().out
@@ -466,8 +495,7 @@ def test_not_verbose_prints_nothing(capsys):
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_size_larger_than_n_warns_and_clips(name):
     X, y = _data(name)
-    cy, sk = _both(name, hidden_layer_sizes=(4,), random_state=0, max_iter=3,
-                   batch_size=10_000)
+    cy, sk = _both(name, hidden_layer_sizes=(4,), random_state=0, max_iter=3, batch_size=10_000)
     for est in (sk, cy):
         with pytest.warns(UserWarning, match="batch_size"):
             quiet_fit(est, X, y)
@@ -486,8 +514,9 @@ def test_convergence_warning_at_max_iter(name, solver):
 @pytest.mark.parametrize("name", NAMES)
 def test_no_convergence_warning_when_stopped_by_tol(name):
     X, y = _data(name)
-    cy, sk = _both(name, hidden_layer_sizes=(4,), random_state=0, max_iter=100,
-                   tol=10.0, n_iter_no_change=1)
+    cy, sk = _both(
+        name, hidden_layer_sizes=(4,), random_state=0, max_iter=100, tol=10.0, n_iter_no_change=1
+    )
     for est in (sk, cy):
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
@@ -541,16 +570,16 @@ def test_partial_fit_one_epoch_per_call():
 def test_grid_search_in_pipeline_matches_sklearn():
     X, y = iris()
     grid = {"mlpclassifier__alpha": [1e-4, 1.0]}
-    params = dict(hidden_layer_sizes=(5,), random_state=0, max_iter=20,
-                  learning_rate_init=0.01)
+    params = dict(hidden_layer_sizes=(5,), random_state=0, max_iter=20, learning_rate_init=0.01)
     results = []
     for Est in (cymlp.MLPClassifier, sknn.MLPClassifier):
         pipe = make_pipeline(StandardScaler(), Est(**params))
         gs = GridSearchCV(pipe, grid, cv=3)
         quiet_fit(gs, X, y)
         results.append(gs)
-    assert_allclose(results[0].cv_results_["mean_test_score"],
-                    results[1].cv_results_["mean_test_score"])
+    assert_allclose(
+        results[0].cv_results_["mean_test_score"], results[1].cv_results_["mean_test_score"]
+    )
     assert results[0].best_params_ == results[1].best_params_
 
 
@@ -569,8 +598,13 @@ def _digits():
 def test_thread_count_does_not_change_training(solver, dtype):
     X, y = _digits()
     X = X.astype(dtype)
-    params = dict(hidden_layer_sizes=(256, 128), solver=solver, random_state=0,
-                  max_iter=3 if solver != "lbfgs" else 5, batch_size=256)
+    params = dict(
+        hidden_layer_sizes=(256, 128),
+        solver=solver,
+        random_state=0,
+        max_iter=3 if solver != "lbfgs" else 5,
+        batch_size=256,
+    )
     fits = []
     for n_threads in (1, 2):
         with threadpool_limits(limits=n_threads):
@@ -600,8 +634,9 @@ def test_thread_count_does_not_change_sparse_training():
 def test_thread_count_does_not_change_predictions(dtype):
     X, y = _digits()
     X = X.astype(dtype)
-    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(256, 128), random_state=0,
-                                        max_iter=2), X, y)
+    est = quiet_fit(
+        cymlp.MLPClassifier(hidden_layer_sizes=(256, 128), random_state=0, max_iter=2), X, y
+    )
     outputs = []
     for n_threads in (1, 2):
         with threadpool_limits(limits=n_threads):
@@ -613,8 +648,9 @@ def test_thread_count_regressor_multioutput():
     X, _ = _digits()
     rng = np.random.RandomState(0)
     Y = X[:, :5] @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((len(X), 3))
-    params = dict(hidden_layer_sizes=(200,), solver="adam", random_state=0,
-                  max_iter=3, batch_size=100)
+    params = dict(
+        hidden_layer_sizes=(200,), solver="adam", random_state=0, max_iter=3, batch_size=100
+    )
     preds = []
     for n_threads in (1, 2):
         with threadpool_limits(limits=n_threads):

@@ -19,8 +19,9 @@ def iris():
 def _fitted(X, y, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return cymlp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0,
-                                   **params).fit(X, y)
+        return cymlp.MLPClassifier(
+            hidden_layer_sizes=(5,), max_iter=3, random_state=0, **params
+        ).fit(X, y)
 
 
 @pytest.mark.parametrize("name", ["coefs_", "intercepts_"])

@@ -11,8 +11,9 @@ def test_non_finite_loss_stops_training_and_keeps_finite_weights():
     X, y = load_diabetes(return_X_y=True)
     # the squared error of targets this large overflows to inf in float64 at once,
     # while one small step keeps the weights finite
-    reg = MLPRegressor(hidden_layer_sizes=(5,), solver="adam", learning_rate_init=1e-12,
-                       max_iter=5, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(5,), solver="adam", learning_rate_init=1e-12, max_iter=5, random_state=0
+    )
     with pytest.raises(ValueError, match="diverged"):
         reg.fit(X, y * 1e200)
     assert reg.n_iter_ == 0  # stopped in the first epoch
@@ -25,8 +26,14 @@ def test_diverging_weights_keep_the_previous_epoch():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 5)) * 1e3
     y = X @ rng.standard_normal(5)
-    reg = MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", learning_rate_init=10.0,
-                       momentum=0.0, max_iter=50, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(20,),
+        solver="sgd",
+        learning_rate_init=10.0,
+        momentum=0.0,
+        max_iter=50,
+        random_state=0,
+    )
     with pytest.raises(ValueError, match="diverged"):
         reg.fit(X, y)
     finished = reg.n_iter_
@@ -35,8 +42,14 @@ def test_diverging_weights_keep_the_previous_epoch():
     # the kept weights are those after `finished` epochs: refitting for exactly that many
     # epochs (same seed, same draws) gives them again
     if finished > 0:
-        again = MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", learning_rate_init=10.0,
-                             momentum=0.0, max_iter=finished, random_state=0)
+        again = MLPRegressor(
+            hidden_layer_sizes=(20,),
+            solver="sgd",
+            learning_rate_init=10.0,
+            momentum=0.0,
+            max_iter=finished,
+            random_state=0,
+        )
         with pytest.warns(Warning):
             again.fit(X, y)
         for a, b in zip(again.coefs_, reg.coefs_):

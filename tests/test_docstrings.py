@@ -19,8 +19,15 @@ ESTIMATORS = [cymlp.MLPClassifier, cymlp.MLPRegressor]
 FUNCTIONS = [cymlp.load, cymlp.show_versions]
 # the public methods the API promises (more may come from scikit-learn)
 API_METHODS = {
-    cymlp.MLPClassifier: ["fit", "partial_fit", "predict", "predict_proba",
-                          "predict_log_proba", "score", "save"],
+    cymlp.MLPClassifier: [
+        "fit",
+        "partial_fit",
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "score",
+        "save",
+    ],
     cymlp.MLPRegressor: ["fit", "partial_fit", "predict", "score", "save"],
 }
 
@@ -31,8 +38,11 @@ def sections(doc):
     found, title = {}, None
     for i, line in enumerate(lines):
         underline = lines[i + 1] if i + 1 < len(lines) else ""
-        if line.strip() and re.fullmatch(r"\s*-{3,}\s*", underline) \
-                and len(underline.strip()) == len(line.strip()):
+        if (
+            line.strip()
+            and re.fullmatch(r"\s*-{3,}\s*", underline)
+            and len(underline.strip()) == len(line.strip())
+        ):
             title = line.strip()
             found[title] = []
         elif title is not None and not re.fullmatch(r"\s*-{3,}\s*", line):
@@ -65,8 +75,7 @@ def signature_parameters(func):
 
 
 def public_methods(cls):
-    return sorted(name for name, _ in inspect.getmembers(cls, callable)
-                  if not name.startswith("_"))
+    return sorted(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("_"))
 
 
 def test_parser_reads_numpydoc():
@@ -90,12 +99,18 @@ def test_parser_reads_numpydoc():
     assert set(sections(doc)) == {"Parameters", "Returns"}
 
 
-@pytest.mark.parametrize("obj", [*ESTIMATORS, *FUNCTIONS, cymlp],
-                         ids=lambda o: getattr(o, "__name__", str(o)))
+@pytest.mark.parametrize(
+    "obj", [*ESTIMATORS, *FUNCTIONS, cymlp], ids=lambda o: getattr(o, "__name__", str(o))
+)
 def test_public_names_have_docstrings(obj):
     assert obj.__doc__ and obj.__doc__.strip()
-    assert set(cymlp.__all__) == {"MLPClassifier", "MLPRegressor", "load", "show_versions",
-                                  "__version__"}, "a new public name needs a check here"
+    assert set(cymlp.__all__) == {
+        "MLPClassifier",
+        "MLPRegressor",
+        "load",
+        "show_versions",
+        "__version__",
+    }, "a new public name needs a check here"
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
@@ -144,12 +159,10 @@ def test_functions_document_their_parameters(func):
         assert "Returns" in found
 
 
-@pytest.mark.parametrize("obj", [*ESTIMATORS, *FUNCTIONS],
-                         ids=lambda o: o.__name__)
+@pytest.mark.parametrize("obj", [*ESTIMATORS, *FUNCTIONS], ids=lambda o: o.__name__)
 def test_docstring_examples_run(obj):
     finder = doctest.DocTestFinder(recurse=False)
-    runner = doctest.DocTestRunner(
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     tests = finder.find(obj, obj.__name__, globs={})
     assert tests and any(t.examples for t in tests)
     for test in tests:

@@ -13,12 +13,9 @@ import cymlp
 ESTIMATORS = [
     cymlp.MLPClassifier(hidden_layer_sizes=(10,), max_iter=100, random_state=0),
     cymlp.MLPRegressor(max_iter=100, random_state=0),
-    cymlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50,
-                        random_state=0),
-    cymlp.MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", max_iter=100,
-                       random_state=0),
-    cymlp.MLPClassifier(hidden_layer_sizes=(10,), max_iter=100, random_state=0,
-                        dtype=np.float32),
+    cymlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0),
+    cymlp.MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", max_iter=100, random_state=0),
+    cymlp.MLPClassifier(hidden_layer_sizes=(10,), max_iter=100, random_state=0, dtype=np.float32),
 ]
 
 

@@ -140,8 +140,9 @@ def build_case(draw):
         random_state=draw.integer(0, 1000),
         dtype=draw.choice([None, None, np.float32, np.float64]),
     )
-    partial = params["solver"] != "lbfgs" and not params["early_stopping"] \
-        and draw.integer(0, 4) == 0
+    partial = (
+        params["solver"] != "lbfgs" and not params["early_stopping"] and draw.integer(0, 4) == 0
+    )
     X_new = make_X(draw.integer(1, 7))
     return name, params, X, y, sample_weight, X_new, partial
 
@@ -150,8 +151,11 @@ def _fit(est, X, y, sample_weight, partial):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence, clipped batch size, DataConversion
         if partial:
-            kwargs = {"classes": np.unique(y)} if (
-                hasattr(est, "predict_proba") and np.ndim(y) == 1) else {}
+            kwargs = (
+                {"classes": np.unique(y)}
+                if (hasattr(est, "predict_proba") and np.ndim(y) == 1)
+                else {}
+            )
             if hasattr(est, "predict_proba") and np.ndim(y) == 2:
                 kwargs = {"classes": np.arange(y.shape[1])}
             est.partial_fit(X, y, sample_weight=sample_weight, **kwargs)
@@ -201,16 +205,19 @@ def check_case(name, params, X, y, sample_weight, X_new, partial):
         if any(word in str(error) for word in DIVERGENCE):
             return "diverged"
         assert sk_error is not None, (
-            f"cymlp refused a case scikit-learn accepts: {type(error).__name__}: {error}")
+            f"cymlp refused a case scikit-learn accepts: {type(error).__name__}: {error}"
+        )
         assert type(sk_error) is type(error), (
             f"cymlp: {type(error).__name__}: {error}; "
-            f"scikit-learn: {type(sk_error).__name__}: {sk_error}")
+            f"scikit-learn: {type(sk_error).__name__}: {sk_error}"
+        )
         return "refused"
 
     if sk_error is not None:
         assert any(word in str(sk_error) for word in DIVERGENCE), (
             f"scikit-learn refused the case with {type(sk_error).__name__}: {sk_error}, "
-            "cymlp fitted it")
+            "cymlp fitted it"
+        )
 
     for Xp in (X, X_new):
         n = Xp.shape[0]
@@ -228,7 +235,8 @@ def check_case(name, params, X, y, sample_weight, X_new, partial):
         # compute dtype in scikit-learn too (float32 with a large learning rate)
         if not _finite(outs):
             assert sk_outs is not None and not _finite(sk_outs), (
-                "non-finite outputs where scikit-learn's are finite")
+                "non-finite outputs where scikit-learn's are finite"
+            )
             continue
         if name == "MLPClassifier":
             proba = outs[1]
@@ -240,16 +248,17 @@ def check_case(name, params, X, y, sample_weight, X_new, partial):
             else:
                 assert proba.shape == pred.shape == (n, y.shape[1])
         else:
-            assert pred.shape == ((n,) if np.ndim(y) == 1 or y.shape[1] == 1
-                                  else (n, y.shape[1]))
+            assert pred.shape == ((n,) if np.ndim(y) == 1 or y.shape[1] == 1 else (n, y.shape[1]))
     return "fitted"
 
 
 def _describe(case):
     name, params, X, y, sw, X_new, partial = case
-    return (f"{name}({params}) X={type(X).__name__}{X.shape}:{X.dtype} "
-            f"y={np.shape(y)}:{np.asarray(y).dtype} sample_weight={sw is not None} "
-            f"partial={partial}")
+    return (
+        f"{name}({params}) X={type(X).__name__}{X.shape}:{X.dtype} "
+        f"y={np.shape(y)}:{np.asarray(y).dtype} sample_weight={sw is not None} "
+        f"partial={partial}"
+    )
 
 
 try:
@@ -262,8 +271,13 @@ except ImportError:  # pragma: no cover - the seeded generator below runs instea
 
 if hypothesis is not None:
 
-    @settings(max_examples=N_CASES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=N_CASES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(data=st.data())
     def test_fuzz(data):
         case = build_case(_HypothesisDraw(data, st))

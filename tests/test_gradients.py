@@ -79,8 +79,10 @@ def _problem(layer_units, hidden, out, k, seed, dtype=np.float64):
         net.params[:] = rng.uniform(-0.8, 0.8, net.params.shape[0])
         X = np.ascontiguousarray(rng.standard_normal((N_SAMPLES, layer_units[0])))
         zs = _hidden_preactivations(
-            [np.array(c) for c in net.coefs], [np.array(b) for b in net.intercepts],
-            hidden, X,
+            [np.array(c) for c in net.coefs],
+            [np.array(b) for b in net.intercepts],
+            hidden,
+            X,
         )
         if hidden != "relu" or all(np.abs(z).min() > 1e-3 for z in zs):
             break
@@ -133,7 +135,7 @@ def _l2_grad(net, alpha, sw_sum):
     g = np.zeros(net.params.shape[0])
     start = 0
     for W in net.coefs:
-        g[start:start + W.size] = alpha * np.asarray(W, dtype=np.float64).ravel() / sw_sum
+        g[start : start + W.size] = alpha * np.asarray(W, dtype=np.float64).ravel() / sw_sum
         start += W.size
     return g
 
@@ -147,9 +149,7 @@ def _sklearn_backprop(net, X, Y, sw, alpha, hidden, out):
     mlp.intercepts_ = [np.array(b) for b in net.intercepts]
     mlp.n_layers_ = len(mlp.coefs_) + 1
     L = mlp.n_layers_ - 1
-    loss, cg, ig = mlp._backprop(
-        X, Y, sw, [X] + [None] * L, [None] * L, [None] * L, [None] * L
-    )
+    loss, cg, ig = mlp._backprop(X, Y, sw, [X] + [None] * L, [None] * L, [None] * L, [None] * L)
     return loss, np.hstack([g.ravel() for g in cg + ig])
 
 
@@ -219,8 +219,11 @@ def test_multioutput_squared_error_quirk(hidden):
 
     # fact 1: the reported loss is the mean over outputs of the halved squared error
     P = numpy_forward(
-        [np.array(c) for c in net.coefs], [np.array(b) for b in net.intercepts],
-        hidden, "identity", X,
+        [np.array(c) for c in net.coefs],
+        [np.array(b) for b in net.intercepts],
+        hidden,
+        "identity",
+        X,
     )
     per_output = 0.5 * ((Y - P) ** 2).mean(axis=0)
     assert_allclose(loss, per_output.mean() + l2, rtol=1e-10)

@@ -79,8 +79,7 @@ X_VARIANTS = {
     "negative-strides": lambda X: (X[::-1, ::-1], np.ascontiguousarray(X[::-1, ::-1])),
     "int64": lambda X: (_int_X(X), _int_X(X).astype(np.float64)),
     "int8": lambda X: (_int_X(X).astype(np.int8), _int_X(X).astype(np.float64)),
-    "uint8": lambda X: ((_int_X(X) + 20).astype(np.uint8),
-                        (_int_X(X) + 20).astype(np.float64)),
+    "uint8": lambda X: ((_int_X(X) + 20).astype(np.uint8), (_int_X(X) + 20).astype(np.float64)),
     "bool": lambda X: (X > 0, (X > 0).astype(np.float64)),
     "float16": lambda X: (X.astype(np.float16), X.astype(np.float16).astype(np.float64)),
     "object-numbers": lambda X: (X.astype(object), X),
@@ -134,8 +133,11 @@ def test_float32_X_stays_float32_as_in_sklearn(name):
     assert _outputs(est, np.asarray(X)).dtype == _outputs(sk, np.asarray(X)).dtype
 
 
-@pytest.mark.parametrize("x_dtype", [np.int8, np.int16, np.int64, np.uint8, bool,
-                                     np.float16, np.float32, np.float64], ids=str)
+@pytest.mark.parametrize(
+    "x_dtype",
+    [np.int8, np.int16, np.int64, np.uint8, bool, np.float16, np.float32, np.float64],
+    ids=str,
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_predict_dtype_on_float32_model_as_sklearn(name, x_dtype):
     """A float32 model predicts in numpy's promotion of X's dtype and float32, as
@@ -175,8 +177,12 @@ def test_big_endian_and_read_only_y_and_sample_weight(name):
     y_be = y.astype(">i8") if name == "MLPClassifier" else y.astype(">f8")
     est = quiet_fit(_cy(name), X, y_be, sample_weight=sw.astype(">f8"))
     assert_same_model(est, ref, X)
-    est = quiet_fit(_cy(name), _read_only(np.array(X)), _read_only(np.array(y)),
-                    sample_weight=_read_only(sw.copy()))
+    est = quiet_fit(
+        _cy(name),
+        _read_only(np.array(X)),
+        _read_only(np.array(y)),
+        sample_weight=_read_only(sw.copy()),
+    )
     assert_same_model(est, ref, X)
 
 
@@ -224,8 +230,14 @@ def _csr_from_rows(rows, shape, dtype=np.float64):
             indices.append(j)
             data.append(v)
         indptr.append(len(indices))
-    return sp.csr_matrix((np.array(data, dtype=dtype), np.array(indices, dtype=np.int32),
-                          np.array(indptr, dtype=np.int32)), shape=shape)
+    return sp.csr_matrix(
+        (
+            np.array(data, dtype=dtype),
+            np.array(indices, dtype=np.int32),
+            np.array(indptr, dtype=np.int32),
+        ),
+        shape=shape,
+    )
 
 
 def test_sparse_unsorted_indices_explicit_zeros_and_int64_indices():
@@ -309,8 +321,7 @@ def test_pandas_dataframe(name):
 def test_pandas_missing_value_is_nan_error():
     pd = pytest.importorskip("pandas")
     X, y = iris()
-    df = pd.DataFrame({"a": pd.array([1, None] + [3] * (len(y) - 2), dtype="Int64"),
-                       "b": X[:, 1]})
+    df = pd.DataFrame({"a": pd.array([1, None] + [3] * (len(y) - 2), dtype="Int64"), "b": X[:, 1]})
     with pytest.raises(ValueError, match="NaN"):
         _cy("MLPClassifier").fit(df, y)
 
@@ -338,8 +349,11 @@ def test_regressor_y_variants():
     ref = quiet_fit(_cy("MLPRegressor"), X, y)
     assert_same_model(quiet_fit(_cy("MLPRegressor"), X, list(y)), ref, X)
     yi = np.round(3 * y).astype(np.int64)
-    assert_same_model(quiet_fit(_cy("MLPRegressor"), X, yi),
-                      quiet_fit(_cy("MLPRegressor"), X, yi.astype(np.float64)), X)
+    assert_same_model(
+        quiet_fit(_cy("MLPRegressor"), X, yi),
+        quiet_fit(_cy("MLPRegressor"), X, yi.astype(np.float64)),
+        X,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -441,11 +455,15 @@ def test_length_mismatch(name):
         _cy(name).fit(X, y[:-1])
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         _cy(name, solver="sgd").partial_fit(
-            X[:-1], y, **({"classes": np.unique(y)} if name == "MLPClassifier" else {}))
+            X[:-1], y, **({"classes": np.unique(y)} if name == "MLPClassifier" else {})
+        )
 
 
-@pytest.mark.parametrize("bad, word", [(np.nan, "NaN"), (np.inf, "infinity"),
-                                       (-np.inf, "infinity")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    "bad, word",
+    [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")],
+    ids=["nan", "inf", "-inf"],
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_non_finite_y(name, bad, word):
     X, y = _data(name)
@@ -578,8 +596,9 @@ def test_fractional_hidden_layer_size(name):
         _cy(name, hidden_layer_sizes=(2.5,)).fit(X, y)
 
 
-@pytest.mark.parametrize("dtype", ["int32", np.int64, np.float16, np.complex128, "float16",
-                                   np.uint8], ids=str)
+@pytest.mark.parametrize(
+    "dtype", ["int32", np.int64, np.float16, np.complex128, "float16", np.uint8], ids=str
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_dtype_value(name, dtype):
     X, y = _data(name)
@@ -607,8 +626,7 @@ def test_hidden_layer_sizes_spellings_that_work():
     X, y = iris()
     ref = quiet_fit(_cy("MLPClassifier", hidden_layer_sizes=(7,)), X, y)
     for sizes in (7, [7], np.array([7]), (np.int64(7),)):
-        assert_same_model(quiet_fit(_cy("MLPClassifier", hidden_layer_sizes=sizes), X, y),
-                          ref, X)
+        assert_same_model(quiet_fit(_cy("MLPClassifier", hidden_layer_sizes=sizes), X, y), ref, X)
 
 
 # --------------------------------------------------------------------------------------
@@ -666,8 +684,7 @@ def test_zero_weight_mini_batch_names_sample_weight(solver):
     sw = np.ones(len(y))
     sw[::2] = 0.0
     with pytest.raises(ValueError, match="(?i)sample.?weight"):
-        _cy("MLPRegressor", solver=solver, batch_size=1, shuffle=False).fit(
-            X, y, sample_weight=sw)
+        _cy("MLPRegressor", solver=solver, batch_size=1, shuffle=False).fit(X, y, sample_weight=sw)
 
 
 # --------------------------------------------------------------------------------------

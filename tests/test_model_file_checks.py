@@ -79,14 +79,17 @@ def test_directory_is_refused(tmp_path):
         cymlp.load(tmp_path)
 
 
-@pytest.mark.parametrize("header, match", [
-    (b"\xff\xfe not utf-8", "damaged header"),
-    (b"{not json", "damaged header"),
-    (b"[1, 2]", "not a cymlp model file"),
-    (b'{"format": "other"}', "not a cymlp model file"),
-    (b'{"format": "cymlp-model", "format_version": "1"}', "invalid format version"),
-    (b'{"format": "cymlp-model", "format_version": 0}', "invalid format version"),
-])
+@pytest.mark.parametrize(
+    "header, match",
+    [
+        (b"\xff\xfe not utf-8", "damaged header"),
+        (b"{not json", "damaged header"),
+        (b"[1, 2]", "not a cymlp model file"),
+        (b'{"format": "other"}', "not a cymlp model file"),
+        (b'{"format": "cymlp-model", "format_version": "1"}', "invalid format version"),
+        (b'{"format": "cymlp-model", "format_version": 0}', "invalid format version"),
+    ],
+)
 def test_bad_headers(saved, header, match):
     with np.load(saved, allow_pickle=False) as npz:
         members = {name: npz[name] for name in npz.files}
@@ -105,16 +108,19 @@ def _set_state(name, value):
     return lambda h: h["state"].update({name: value})
 
 
-@pytest.mark.parametrize("change, match", [
-    (_set_param("alpha", {"float": "1e400"}), "bad float"),
-    (_set_param("alpha", {"mystery": 1}), "unknown tagged value"),
-    (_set_param("dtype", {"dtype": "|O"}), "not allowed in a model file"),
-    (_set_state("n_features_in_", 7), "n_features_in_ does not match"),
-    (_set_state("n_iter_", 1.5), "n_iter_ is not an integer"),
-    (_set_state("loss_", "low"), "loss_ is not a number"),
-    (lambda h: h["state"]["optimizer"].update(kind="sgd"), "optimizer state does not match"),
-    (lambda h: h["state"].pop("network"), "bad or missing KeyError"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (_set_param("alpha", {"float": "1e400"}), "bad float"),
+        (_set_param("alpha", {"mystery": 1}), "unknown tagged value"),
+        (_set_param("dtype", {"dtype": "|O"}), "not allowed in a model file"),
+        (_set_state("n_features_in_", 7), "n_features_in_ does not match"),
+        (_set_state("n_iter_", 1.5), "n_iter_ is not an integer"),
+        (_set_state("loss_", "low"), "loss_ is not a number"),
+        (lambda h: h["state"]["optimizer"].update(kind="sgd"), "optimizer state does not match"),
+        (lambda h: h["state"].pop("network"), "bad or missing KeyError"),
+    ],
+)
 def test_inconsistent_headers(saved, change, match):
     _rewrite(saved, header=change)
     with pytest.raises(ValueError, match=match):

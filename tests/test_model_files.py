@@ -58,8 +58,15 @@ def test_round_trip_predicts_identically(tmp_path, kw):
     for a, b in zip(loaded.coefs_ + loaded.intercepts_, clf.coefs_ + clf.intercepts_):
         assert a.dtype == b.dtype
         assert_array_equal(a, b)
-    for name in ("n_iter_", "t_", "loss_", "n_layers_", "n_outputs_", "out_activation_",
-                 "n_features_in_"):
+    for name in (
+        "n_iter_",
+        "t_",
+        "loss_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "n_features_in_",
+    ):
         assert getattr(loaded, name) == getattr(clf, name)
     for name in ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_"):
         assert hasattr(loaded, name) == hasattr(clf, name)
@@ -70,8 +77,10 @@ def test_round_trip_predicts_identically(tmp_path, kw):
 def test_regressor_round_trip_multioutput_and_poisson(tmp_path):
     X, y = load_diabetes(return_X_y=True)
     Y = np.column_stack([y, y / 2])
-    for est, target in [(MLPRegressor(max_iter=5, random_state=0), Y),
-                        (MLPRegressor(loss="poisson", max_iter=5, random_state=0), y / 100)]:
+    for est, target in [
+        (MLPRegressor(max_iter=5, random_state=0), Y),
+        (MLPRegressor(loss="poisson", max_iter=5, random_state=0), y / 100),
+    ]:
         _quiet_fit(est, X, target)
         est.save(tmp_path / "r.cymlp")
         loaded = cymlp.load(tmp_path / "r.cymlp")
@@ -81,9 +90,16 @@ def test_regressor_round_trip_multioutput_and_poisson(tmp_path):
 
 def test_get_params_keep_values_and_types(tmp_path):
     X, y = _iris()
-    params = dict(hidden_layer_sizes=[np.int64(6), 5], batch_size=np.int32(16),
-                  n_iter_no_change=np.inf, alpha=np.float32(0.001), dtype=np.dtype("float32"),
-                  random_state=7, verbose=0, tol=0.0)
+    params = dict(
+        hidden_layer_sizes=[np.int64(6), 5],
+        batch_size=np.int32(16),
+        n_iter_no_change=np.inf,
+        alpha=np.float32(0.001),
+        dtype=np.dtype("float32"),
+        random_state=7,
+        verbose=0,
+        tol=0.0,
+    )
     est = _quiet_fit(MLPClassifier(max_iter=3, **params), X, y)
     est.save(tmp_path / "m")
     loaded = cymlp.load(tmp_path / "m")
@@ -97,8 +113,7 @@ def test_get_params_keep_values_and_types(tmp_path):
 
 def test_tuple_and_dtype_type_parameters(tmp_path):
     X, y = _iris()
-    est = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), dtype=np.float32, max_iter=2),
-                     X, y)
+    est = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), dtype=np.float32, max_iter=2), X, y)
     est.save(tmp_path / "m")
     loaded = cymlp.load(tmp_path / "m")
     assert loaded.hidden_layer_sizes == (5,)
@@ -107,8 +122,21 @@ def test_tuple_and_dtype_type_parameters(tmp_path):
 
 
 def test_typed_values_encode_and_decode():
-    values = [None, True, 3, 2.5, -np.inf, "x", (1, (2, 3)), [1, [2]], {1: "a", "b": (2,)},
-              np.float32(1.5), np.int64(4), np.dtype("float64"), np.float32]
+    values = [
+        None,
+        True,
+        3,
+        2.5,
+        -np.inf,
+        "x",
+        (1, (2, 3)),
+        [1, [2]],
+        {1: "a", "b": (2,)},
+        np.float32(1.5),
+        np.int64(4),
+        np.dtype("float64"),
+        np.float32,
+    ]
     for value in values:
         encoded = json.loads(json.dumps(_persistence._encode(value)))
         decoded = _persistence._decode(encoded)
@@ -178,8 +206,11 @@ def test_file_from_newer_format_version_names_both_versions(tmp_path):
     path = tmp_path / "m"
     clf.save(path)
     _rewrite_header(path, lambda h: h.update(format_version=_persistence.FORMAT_VERSION + 1))
-    with pytest.raises(ValueError, match=rf"version {_persistence.FORMAT_VERSION + 1}.*"
-                                         rf"versions 1 to {_persistence.FORMAT_VERSION}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"version {_persistence.FORMAT_VERSION + 1}.*"
+        rf"versions 1 to {_persistence.FORMAT_VERSION}",
+    ):
         cymlp.load(path)
 
 
@@ -199,8 +230,12 @@ def test_damaged_files_raise_value_error(tmp_path):
     clf.save(good)
     data = good.read_bytes()
     rng = np.random.default_rng(0)
-    cases = {"empty": b"", "truncated": data[: len(data) // 2],
-             "random": rng.bytes(2000), "truncated_tail": data[:-10]}
+    cases = {
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "random": rng.bytes(2000),
+        "truncated_tail": data[:-10],
+    }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError):
@@ -243,8 +278,9 @@ def test_pickles_and_object_arrays_are_refused_unopened(tmp_path):
         cymlp.load(tmp_path / "p")
     # an .npz whose member is an object array (which would need unpickling)
     with open(tmp_path / "o", "wb") as f:
-        np.savez(f, header=np.frombuffer(b"{}", dtype=np.uint8),
-                 params=np.array([Evil()], dtype=object))
+        np.savez(
+            f, header=np.frombuffer(b"{}", dtype=np.uint8), params=np.array([Evil()], dtype=object)
+        )
     with pytest.raises(ValueError):
         cymlp.load(tmp_path / "o")
     assert not marker.exists()
@@ -268,8 +304,9 @@ def test_wrong_content_is_refused(tmp_path):
 
 def test_unsavable_class_labels_raise(tmp_path):
     X, y = _iris()
-    est = _quiet_fit(MLPClassifier(max_iter=2, random_state=0), X,
-                     np.array(["a", "b", "c"], dtype=object)[y])
+    est = _quiet_fit(
+        MLPClassifier(max_iter=2, random_state=0), X, np.array(["a", "b", "c"], dtype=object)[y]
+    )
     est.save(tmp_path / "ok")  # object arrays of strings are fine
     assert_array_equal(cymlp.load(tmp_path / "ok").predict(X), est.predict(X))
     est._label_binarizer.classes_ = np.array([1, "b", 2.5], dtype=object)

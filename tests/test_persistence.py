@@ -38,8 +38,14 @@ def _data(name):
 
 
 def _params(solver, **kw):
-    p = dict(hidden_layer_sizes=(6, 4), solver=solver, random_state=0, max_iter=4,
-             learning_rate_init=0.02, batch_size=40)
+    p = dict(
+        hidden_layer_sizes=(6, 4),
+        solver=solver,
+        random_state=0,
+        max_iter=4,
+        learning_rate_init=0.02,
+        batch_size=40,
+    )
     p.update(kw)
     return p
 
@@ -54,8 +60,7 @@ def _output(est, X):
 
 def _assert_predict_uses_coefs(est, X):
     """predict is the forward pass of the coefs_ / intercepts_ the user sees."""
-    ref = numpy_forward(est.coefs_, est.intercepts_, est.activation,
-                        est.out_activation_, X)
+    ref = numpy_forward(est.coefs_, est.intercepts_, est.activation, est.out_activation_, X)
     out = _output(est, X)
     if out.ndim == 2 and ref.shape[1] == 1 and out.shape[1] == 2:
         ref = np.hstack([1 - ref, ref])
@@ -86,8 +91,15 @@ def test_pickle_round_trip_same_predictions(name, solver, dtype):
         if solver != "lbfgs":  # scikit-learn's lbfgs returns float64 for float32 data
             assert a.dtype == dtype
         assert_array_equal(a, b)
-    for attr in ("n_iter_", "t_", "loss_", "n_layers_", "n_outputs_", "out_activation_",
-                 "n_features_in_"):
+    for attr in (
+        "n_iter_",
+        "t_",
+        "loss_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "n_features_in_",
+    ):
         assert getattr(est2, attr) == getattr(est, attr)
     if solver != "lbfgs":
         assert est2.loss_curve_ == est.loss_curve_
@@ -210,8 +222,7 @@ def test_clone(name):
 def _new_values(est, seed):
     rng = np.random.RandomState(seed)
     coefs = [rng.uniform(-0.5, 0.5, c.shape).astype(c.dtype) for c in est.coefs_]
-    intercepts = [rng.uniform(-0.5, 0.5, b.shape).astype(b.dtype)
-                  for b in est.intercepts_]
+    intercepts = [rng.uniform(-0.5, 0.5, b.shape).astype(b.dtype) for b in est.intercepts_]
     return coefs, intercepts
 
 

@@ -75,12 +75,19 @@ SOLVERS = {
     ),
     "sgd-plain": dict(solver="sgd", learning_rate_init=0.05, batch_size=32, momentum=0.0),
     "sgd-invscaling": dict(
-        solver="sgd", learning_rate="invscaling", learning_rate_init=0.1, power_t=0.25,
+        solver="sgd",
+        learning_rate="invscaling",
+        learning_rate_init=0.1,
+        power_t=0.25,
         batch_size=32,
     ),
     "adam": dict(solver="adam", learning_rate_init=0.01, batch_size=32),
     "adam-params": dict(
-        solver="adam", learning_rate_init=0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-6,
+        solver="adam",
+        learning_rate_init=0.02,
+        beta_1=0.8,
+        beta_2=0.99,
+        epsilon=1e-6,
         batch_size=50,
     ),
 }
@@ -104,9 +111,16 @@ def test_sgd_adaptive_learning_rate(task):
     """tol is so large that every epoch is stale: eta is divided by 5 every
     n_iter_no_change + 1 epochs until it falls to 1e-6 and training stops early."""
     cy, sk = _fit_pair(
-        task, hidden_layer_sizes=(6,), random_state=1, solver="sgd",
-        learning_rate="adaptive", learning_rate_init=0.1, tol=10.0, n_iter_no_change=1,
-        batch_size=50, max_iter=40,
+        task,
+        hidden_layer_sizes=(6,),
+        random_state=1,
+        solver="sgd",
+        learning_rate="adaptive",
+        learning_rate_init=0.1,
+        tol=10.0,
+        n_iter_no_change=1,
+        batch_size=50,
+        max_iter=40,
     )
     assert sk.n_iter_ < 40  # the schedule, not max_iter, stopped both
 
@@ -116,16 +130,27 @@ def test_sgd_adaptive_learning_rate(task):
 def test_stopping_on_training_loss(task, solver):
     """With a large tol training stops after n_iter_no_change + 1 stale epochs."""
     cy, sk = _fit_pair(
-        task, hidden_layer_sizes=(6,), random_state=2, tol=0.5, n_iter_no_change=3,
-        max_iter=50, **{k: v for k, v in SOLVERS[solver].items()},
+        task,
+        hidden_layer_sizes=(6,),
+        random_state=2,
+        tol=0.5,
+        n_iter_no_change=3,
+        max_iter=50,
+        **{k: v for k, v in SOLVERS[solver].items()},
     )
     assert sk.n_iter_ < 50
 
 
 def test_n_iter_no_change_inf_runs_to_max_iter():
     cy, sk = _fit_pair(
-        "multiclass", hidden_layer_sizes=(5,), random_state=0, tol=0.5,
-        n_iter_no_change=np.inf, max_iter=7, solver="sgd", learning_rate_init=0.05,
+        "multiclass",
+        hidden_layer_sizes=(5,),
+        random_state=0,
+        tol=0.5,
+        n_iter_no_change=np.inf,
+        max_iter=7,
+        solver="sgd",
+        learning_rate_init=0.05,
     )
     assert cy.n_iter_ == 7
 
@@ -134,8 +159,14 @@ def test_n_iter_no_change_inf_runs_to_max_iter():
 @pytest.mark.parametrize("task", ["multiclass", "binary", "regression", "poisson"])
 def test_hidden_activations_two_layers(task, activation):
     _fit_pair(
-        task, hidden_layer_sizes=(7, 5), activation=activation, random_state=3,
-        max_iter=5, solver="adam", learning_rate_init=0.01, batch_size=40,
+        task,
+        hidden_layer_sizes=(7, 5),
+        activation=activation,
+        random_state=3,
+        max_iter=5,
+        solver="adam",
+        learning_rate_init=0.01,
+        batch_size=40,
     )
 
 
@@ -145,7 +176,12 @@ def test_no_hidden_layer(task, solver):
     params = SOLVERS.get(solver, dict(solver="lbfgs"))
     rtol, atol = (1e-5, 1e-7) if solver == "lbfgs" else (RTOL, ATOL)
     cy, sk = _fit_pair(
-        task, hidden_layer_sizes=(), random_state=0, max_iter=5, rtol=rtol, atol=atol,
+        task,
+        hidden_layer_sizes=(),
+        random_state=0,
+        max_iter=5,
+        rtol=rtol,
+        atol=atol,
         **params,
     )
     assert cy.n_layers_ == 2
@@ -153,14 +189,27 @@ def test_no_hidden_layer(task, solver):
 
 @pytest.mark.parametrize("hls", [5, [6, 4], np.array([4]), (3, 3, 3)])
 def test_hidden_layer_sizes_forms(hls):
-    _fit_pair("multiclass", hidden_layer_sizes=hls, random_state=0, max_iter=4,
-              solver="adam", learning_rate_init=0.01)
+    _fit_pair(
+        "multiclass",
+        hidden_layer_sizes=hls,
+        random_state=0,
+        max_iter=4,
+        solver="adam",
+        learning_rate_init=0.01,
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, "auto", 150])
 def test_batch_sizes(batch_size):
-    _fit_pair("multiclass", hidden_layer_sizes=(5,), random_state=4, max_iter=3,
-              solver="sgd", learning_rate_init=0.01, batch_size=batch_size)
+    _fit_pair(
+        "multiclass",
+        hidden_layer_sizes=(5,),
+        random_state=4,
+        max_iter=3,
+        solver="sgd",
+        learning_rate_init=0.01,
+        batch_size=batch_size,
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
@@ -211,8 +260,13 @@ def test_larger_network_digits(solver):
     params = SOLVERS.get(solver, dict(solver="lbfgs"))
     params = {**params, "batch_size": 200} if solver != "lbfgs" else params
     hidden = (256, 128) if solver != "lbfgs" else (128, 64)
-    cy, sk = _pair("multiclass", hidden_layer_sizes=hidden, random_state=0,
-                   max_iter=2 if solver != "lbfgs" else 4, **params)
+    cy, sk = _pair(
+        "multiclass",
+        hidden_layer_sizes=hidden,
+        random_state=0,
+        max_iter=2 if solver != "lbfgs" else 4,
+        **params,
+    )
     quiet_fit(sk, X, y)
     quiet_fit(cy, X, y)
     rtol, atol = (LBFGS_RTOL, LBFGS_ATOL) if solver == "lbfgs" else (RTOL, ATOL)
@@ -230,8 +284,7 @@ def test_larger_network_digits(solver):
 def test_sample_weight(task, solver):
     params = SOLVERS.get(solver, dict(solver="lbfgs"))
     rtol, atol = (1e-5, 1e-7) if solver == "lbfgs" else (RTOL, ATOL)
-    _fit_pair(task, weighted=True, rtol=rtol, atol=atol,
-              **{**SMALL, "max_iter": 5, **params})
+    _fit_pair(task, weighted=True, rtol=rtol, atol=atol, **{**SMALL, "max_iter": 5, **params})
 
 
 def test_sample_weight_changes_the_fit():
@@ -254,23 +307,41 @@ LBFGS_RTOL, LBFGS_ATOL = 1e-5, 1e-7
 @pytest.mark.parametrize("task", list(DATA))
 def test_lbfgs(task, activation):
     _fit_pair(
-        task, solver="lbfgs", hidden_layer_sizes=(6,), activation=activation,
-        random_state=0, max_iter=25, rtol=LBFGS_RTOL, atol=LBFGS_ATOL,
+        task,
+        solver="lbfgs",
+        hidden_layer_sizes=(6,),
+        activation=activation,
+        random_state=0,
+        max_iter=25,
+        rtol=LBFGS_RTOL,
+        atol=LBFGS_ATOL,
     )
 
 
 def test_lbfgs_max_fun():
     cy, sk = _fit_pair(
-        "multiclass", solver="lbfgs", hidden_layer_sizes=(6,), random_state=0,
-        max_iter=200, max_fun=12, rtol=LBFGS_RTOL, atol=LBFGS_ATOL,
+        "multiclass",
+        solver="lbfgs",
+        hidden_layer_sizes=(6,),
+        random_state=0,
+        max_iter=200,
+        max_fun=12,
+        rtol=LBFGS_RTOL,
+        atol=LBFGS_ATOL,
     )
     assert sk.n_iter_ < 200
 
 
 def test_lbfgs_converges_on_tol():
     cy, sk = _fit_pair(
-        "regression", solver="lbfgs", hidden_layer_sizes=(4,), random_state=0,
-        max_iter=500, tol=1e-2, rtol=LBFGS_RTOL, atol=LBFGS_ATOL,
+        "regression",
+        solver="lbfgs",
+        hidden_layer_sizes=(4,),
+        random_state=0,
+        max_iter=500,
+        tol=1e-2,
+        rtol=LBFGS_RTOL,
+        atol=LBFGS_ATOL,
     )
     assert sk.n_iter_ < 500
 
@@ -285,9 +356,16 @@ def test_lbfgs_converges_on_tol():
 @pytest.mark.parametrize("task", list(DATA))
 def test_early_stopping(task, solver, weighted):
     cy, sk = _fit_pair(
-        task, weighted=weighted, early_stopping=True, validation_fraction=0.2,
-        n_iter_no_change=2, tol=0.05, hidden_layer_sizes=(6,), random_state=5,
-        max_iter=15, **SOLVERS[solver],
+        task,
+        weighted=weighted,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=2,
+        tol=0.05,
+        hidden_layer_sizes=(6,),
+        random_state=5,
+        max_iter=15,
+        **SOLVERS[solver],
     )
     assert sk.best_loss_ is None
     assert len(sk.validation_scores_) == sk.n_iter_
@@ -298,9 +376,16 @@ def test_early_stopping_restores_best_weights_not_last():
     be the best epoch's, exactly as scikit-learn's."""
     X, y = regression()
     params = dict(
-        hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.3,
-        early_stopping=True, validation_fraction=0.3, n_iter_no_change=3,
-        tol=0.0, random_state=0, max_iter=30, batch_size=20,
+        hidden_layer_sizes=(10,),
+        solver="sgd",
+        learning_rate_init=0.3,
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=3,
+        tol=0.0,
+        random_state=0,
+        max_iter=30,
+        batch_size=20,
     )
     sk = quiet_fit(sknn.MLPRegressor(**params), X, y)
     best = int(np.argmax(sk.validation_scores_))
@@ -314,9 +399,16 @@ def test_early_stopping_ties_in_accuracy_are_not_stale():
     """Validation accuracy is discrete: with tol=0 an epoch that only ties the best
     score resets the counter (score < best + tol is False), as in scikit-learn."""
     cy, sk = _fit_pair(
-        "multiclass", hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=0.003,
-        early_stopping=True, validation_fraction=0.2, tol=0.0, n_iter_no_change=2,
-        random_state=0, max_iter=20,
+        "multiclass",
+        hidden_layer_sizes=(5,),
+        solver="sgd",
+        learning_rate_init=0.003,
+        early_stopping=True,
+        validation_fraction=0.2,
+        tol=0.0,
+        n_iter_no_change=2,
+        random_state=0,
+        max_iter=20,
     )
     v = sk.validation_scores_
     assert any(v[i] == max(v[:i]) for i in range(1, len(v)))  # ties happen
@@ -333,8 +425,9 @@ def test_warm_start(task, solver):
     params = SOLVERS.get(solver, dict(solver="lbfgs"))
     rtol, atol = (LBFGS_RTOL, LBFGS_ATOL) if solver == "lbfgs" else (RTOL, ATOL)
     X, y = DATA[task]()
-    cy, sk = _pair(task, hidden_layer_sizes=(6,), random_state=0, max_iter=3,
-                   warm_start=True, **params)
+    cy, sk = _pair(
+        task, hidden_layer_sizes=(6,), random_state=0, max_iter=3, warm_start=True, **params
+    )
     for est in (sk, cy):
         quiet_fit(est, X, y)
         est.set_params(max_iter=4)
@@ -449,8 +542,9 @@ def test_float32_lbfgs_loosely():
     (scipy's minimize works in float64); the dtype is not compared, the values are."""
     X, y = iris()
     X32 = X.astype(np.float32)
-    cy, sk = _pair("multiclass", solver="lbfgs", hidden_layer_sizes=(5,),
-                   random_state=0, max_iter=5)
+    cy, sk = _pair(
+        "multiclass", solver="lbfgs", hidden_layer_sizes=(5,), random_state=0, max_iter=5
+    )
     quiet_fit(sk, X32, y)
     quiet_fit(cy, X32, y)
     assert cy.coefs_[0].dtype in (np.float32, np.float64)

@@ -30,8 +30,9 @@ N_THREADS = 8
 
 
 def _blas_threads():
-    return sorted((d["filepath"], d["num_threads"]) for d in threadpool_info()
-                  if d["user_api"] == "blas")
+    return sorted(
+        (d["filepath"], d["num_threads"]) for d in threadpool_info() if d["user_api"] == "blas"
+    )
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def restore_blas_threads():
     """Put the BLAS thread counts back whatever a test did to them (so one failing test
     does not slow down or change the rest of the session)."""
     from threadpoolctl import ThreadpoolController
+
     controller = ThreadpoolController()
     before = {lib.filepath: lib.num_threads for lib in controller.lib_controllers}
     yield
@@ -68,19 +70,23 @@ def _fitted_models():
 
     return {
         # a float64 classifier, predicted on float64 rows
-        "clf64": (clf(X, y, hidden_layer_sizes=(40, 20), max_iter=20),
-                  np.repeat(X, 20, axis=0)),
+        "clf64": (clf(X, y, hidden_layer_sizes=(40, 20), max_iter=20), np.repeat(X, 20, axis=0)),
         # a float32 classifier predicted on float64 rows: a float64 copy of the network
         # is made per call
-        "clf32": (clf(Xw.astype(np.float32), yw, hidden_layer_sizes=(300,), max_iter=5),
-                  np.tile(Xw, (4, 1))),
+        "clf32": (
+            clf(Xw.astype(np.float32), yw, hidden_layer_sizes=(300,), max_iter=5),
+            np.tile(Xw, (4, 1)),
+        ),
         # wide layers: GEMMs large enough to be cut into blocks
-        "reg-wide": (reg(Xr, yr, hidden_layer_sizes=(256, 256), max_iter=3),
-                     np.repeat(Xr, 25, axis=0)),
+        "reg-wide": (
+            reg(Xr, yr, hidden_layer_sizes=(256, 256), max_iter=3),
+            np.repeat(Xr, 25, axis=0),
+        ),
         # sparse rows
-        "reg-sparse": (reg(sp.csr_matrix(Xr_sparse), yr, hidden_layer_sizes=(64,),
-                           max_iter=10),
-                       sp.csr_matrix(np.repeat(Xr_sparse, 10, axis=0))),
+        "reg-sparse": (
+            reg(sp.csr_matrix(Xr_sparse), yr, hidden_layer_sizes=(64,), max_iter=10),
+            sp.csr_matrix(np.repeat(Xr_sparse, 10, axis=0)),
+        ),
     }
 
 
@@ -90,8 +96,9 @@ def fitted_models():
 
 
 def _methods(est):
-    names = ["predict"] + (["predict_proba", "predict_log_proba"]
-                           if hasattr(est, "predict_proba") else [])
+    names = ["predict"] + (
+        ["predict_proba", "predict_log_proba"] if hasattr(est, "predict_proba") else []
+    )
     return [getattr(est, name) for name in names]
 
 
@@ -131,8 +138,7 @@ def test_overlapping_predicts_restore_blas_threads(monkeypatch, restore_blas_thr
     if all(n == 1 for _, n in _blas_threads()):
         pytest.skip("BLAS runs one thread anyway: nothing to restore")
     X, y = iris()
-    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(20,), max_iter=5,
-                                        random_state=0), X, y)
+    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(20,), max_iter=5, random_state=0), X, y)
     expected = est.predict_proba(X)
     before = _blas_threads()
 
@@ -178,8 +184,7 @@ def test_concurrent_predict_stress(fitted_models, restore_blas_threads):
     expected = est.predict(X)
     before = _blas_threads()
     with ThreadPoolExecutor(N_THREADS) as pool:
-        results = list(pool.map(lambda _: [est.predict(X) for _ in range(3)],
-                                range(N_THREADS)))
+        results = list(pool.map(lambda _: [est.predict(X) for _ in range(3)], range(N_THREADS)))
     for per_thread in results:
         for got in per_thread:
             assert_array_equal(got, expected)
@@ -195,22 +200,68 @@ def _fit_jobs():
     X, y = iris()
     Xr, yr = regression()
     return [
-        (cymlp.MLPClassifier, dict(hidden_layer_sizes=(50,), solver="adam", max_iter=30,
-                                   random_state=1), X, y),
-        (cymlp.MLPClassifier, dict(hidden_layer_sizes=(20, 10), solver="sgd",
-                                   max_iter=30, random_state=2), X, y),
-        (cymlp.MLPClassifier, dict(hidden_layer_sizes=(30,), solver="lbfgs", max_iter=50,
-                                   random_state=3), X, y),
-        (cymlp.MLPRegressor, dict(hidden_layer_sizes=(256,), solver="adam", max_iter=10,
-                                  batch_size=64, random_state=4), Xr, yr),
-        (cymlp.MLPRegressor, dict(hidden_layer_sizes=(40,), solver="sgd", max_iter=30,
-                                  early_stopping=True, random_state=5), Xr, yr),
-        (cymlp.MLPRegressor, dict(hidden_layer_sizes=(40,), solver="lbfgs", max_iter=50,
-                                  random_state=6), sp.csr_matrix(Xr), yr),
-        (cymlp.MLPClassifier, dict(hidden_layer_sizes=(64,), solver="adam", max_iter=20,
-                                   dtype=np.float32, random_state=7), X, y),
-        (cymlp.MLPRegressor, dict(hidden_layer_sizes=(32, 32), solver="adam", max_iter=20,
-                                  random_state=8), Xr, yr),
+        (
+            cymlp.MLPClassifier,
+            dict(hidden_layer_sizes=(50,), solver="adam", max_iter=30, random_state=1),
+            X,
+            y,
+        ),
+        (
+            cymlp.MLPClassifier,
+            dict(hidden_layer_sizes=(20, 10), solver="sgd", max_iter=30, random_state=2),
+            X,
+            y,
+        ),
+        (
+            cymlp.MLPClassifier,
+            dict(hidden_layer_sizes=(30,), solver="lbfgs", max_iter=50, random_state=3),
+            X,
+            y,
+        ),
+        (
+            cymlp.MLPRegressor,
+            dict(
+                hidden_layer_sizes=(256,), solver="adam", max_iter=10, batch_size=64, random_state=4
+            ),
+            Xr,
+            yr,
+        ),
+        (
+            cymlp.MLPRegressor,
+            dict(
+                hidden_layer_sizes=(40,),
+                solver="sgd",
+                max_iter=30,
+                early_stopping=True,
+                random_state=5,
+            ),
+            Xr,
+            yr,
+        ),
+        (
+            cymlp.MLPRegressor,
+            dict(hidden_layer_sizes=(40,), solver="lbfgs", max_iter=50, random_state=6),
+            sp.csr_matrix(Xr),
+            yr,
+        ),
+        (
+            cymlp.MLPClassifier,
+            dict(
+                hidden_layer_sizes=(64,),
+                solver="adam",
+                max_iter=20,
+                dtype=np.float32,
+                random_state=7,
+            ),
+            X,
+            y,
+        ),
+        (
+            cymlp.MLPRegressor,
+            dict(hidden_layer_sizes=(32, 32), solver="adam", max_iter=20, random_state=8),
+            Xr,
+            yr,
+        ),
     ]
 
 
@@ -247,13 +298,11 @@ def test_one_estimator_predicts_while_another_fits(fitted_models, restore_blas_t
     est, X = fitted_models["clf64"]
     expected = est.predict_proba(X)
     Xr, yr = regression()
-    job = (cymlp.MLPRegressor, dict(hidden_layer_sizes=(128,), max_iter=40, random_state=0),
-           Xr, yr)
+    job = (cymlp.MLPRegressor, dict(hidden_layer_sizes=(128,), max_iter=40, random_state=0), Xr, yr)
     reference, _ = _run_job(job)
     with ThreadPoolExecutor(4) as pool:
         fits = [pool.submit(_run_job, job) for _ in range(2)]
-        preds = [pool.submit(lambda: [est.predict_proba(X) for _ in range(10)])
-                 for _ in range(2)]
+        preds = [pool.submit(lambda: [est.predict_proba(X) for _ in range(10)]) for _ in range(2)]
         for f in fits:
             fitted, _ = f.result()
             for ca, cb in zip(fitted.coefs_, reference.coefs_):
@@ -335,7 +384,8 @@ def _check_windows(empty, long, min_windows):
     for windows in (empty, long):
         assert len(windows) >= min_windows, (
             "the engine did not enter _engine.blas_single_threaded as often as expected: "
-            "its GIL-free regions were not marked; update this test to the engine")
+            "its GIL-free regions were not marked; update this test to the engine"
+        )
     edges = max(np.median(empty), 1)
     assert np.median(long) >= 5 * edges, (empty, long)
     return np.median(long) / edges
@@ -352,8 +402,9 @@ def test_gil_released_during_fit(monkeypatch, restore_blas_threads):
     rng = np.random.RandomState(0)
     X = rng.standard_normal((8000, 64))
     y = X[:, :8].sum(axis=1) + 0.1 * rng.standard_normal(8000)
-    params = dict(hidden_layer_sizes=(256, 128), solver="sgd", batch_size=200, tol=0,
-                  n_iter_no_change=100)
+    params = dict(
+        hidden_layer_sizes=(256, 128), solver="sgd", batch_size=200, tol=0, n_iter_no_change=100
+    )
     with _EngineWindows(monkeypatch) as windows:
         _, empty = _fit_windows(windows, X[:1], y[:1], max_iter=5, **params)
         start = windows.count
@@ -391,8 +442,13 @@ def test_gil_released_during_lbfgs_and_predict(monkeypatch, restore_blas_threads
 def _run_script(code, timeout=120):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stderr}"
     return proc.stdout
 
@@ -416,7 +472,8 @@ def reset_peak():
 
 needs_proc = pytest.mark.skipif(
     not (os.path.exists("/proc/self/status") and os.access("/proc/self/clear_refs", os.W_OK)),
-    reason="needs Linux /proc/self/status and a writable /proc/self/clear_refs")
+    reason="needs Linux /proc/self/status and a writable /proc/self/clear_refs",
+)
 
 
 @needs_proc
@@ -426,7 +483,9 @@ def test_predict_memory_is_bounded(dtype):
     activations would take 1e6 * 512 * itemsize (2 GB in float32); chunked prediction
     needs a few MB. The peak RSS increase during predict must stay under 300 MB beyond
     the output array."""
-    out = _run_script(_MEMORY_HELPERS + f"""
+    out = _run_script(
+        _MEMORY_HELPERS
+        + f"""
 import cymlp
 dtype = np.{dtype}
 rng = np.random.RandomState(0)
@@ -443,18 +502,22 @@ out = est.predict(X)
 peak = status_kb("VmHWM")
 assert out.shape == (n,) and out.dtype == dtype and np.isfinite(out).all()
 print(peak - base, out.nbytes // 1024)
-""")
+"""
+    )
     increase_kb, output_kb = map(int, out.split())
     full_activations_mb = 1_000_000 * 512 * np.dtype(dtype).itemsize / 2**20
     assert full_activations_mb > 1500  # the bound below is meaningful
     assert (increase_kb - output_kb) / 1024 < 300, (
         f"peak RSS grew by {increase_kb / 1024:.0f} MB during predict "
-        f"(output {output_kb / 1024:.0f} MB)")
+        f"(output {output_kb / 1024:.0f} MB)"
+    )
 
 
 @needs_proc
 def test_sparse_predict_memory_is_bounded():
-    out = _run_script(_MEMORY_HELPERS + """
+    out = _run_script(
+        _MEMORY_HELPERS
+        + """
 import scipy.sparse as sp
 import cymlp
 rng = np.random.RandomState(0)
@@ -472,7 +535,8 @@ out = est.predict(X)
 peak = status_kb("VmHWM")
 assert out.shape == (n,) and np.isfinite(out).all()
 print(peak - base, out.nbytes // 1024)
-""")
+"""
+    )
     increase_kb, output_kb = map(int, out.split())
     # (1e6 * 512 * 8 bytes = 3.9 GB of activations if not chunked; the CSR arrays
     # themselves are about 20 MB)
@@ -485,7 +549,9 @@ def test_no_memory_growth_over_fit_predict_cycles():
     and sparse, both estimators). The RSS and the Python-level allocations
     (tracemalloc, which numpy reports to) must not grow between cycle 50 and cycle 300:
     a leaked workspace of the (64,) network (about 100 kB per fit) would add 25 MB."""
-    out = _run_script(_MEMORY_HELPERS + """
+    out = _run_script(
+        _MEMORY_HELPERS
+        + """
 import tracemalloc
 import scipy.sparse as sp
 import cymlp
@@ -521,7 +587,8 @@ for i in range(50, 300):
 gc.collect()
 rss_300, traced_300 = status_kb("VmRSS"), tracemalloc.get_traced_memory()[0]
 print(rss_300 - rss_50, (traced_300 - traced_50) // 1024)
-""")
+"""
+    )
     rss_growth_kb, traced_growth_kb = map(int, out.split())
     assert traced_growth_kb < 1024, f"Python-level allocations grew by {traced_growth_kb} kB"
     assert rss_growth_kb < 10 * 1024, f"RSS grew by {rss_growth_kb} kB over 250 cycles"

@@ -19,8 +19,9 @@ def _data(name):
 
 
 def _small(name, **params):
-    return getattr(cymlp, name)(**{"hidden_layer_sizes": (3,), "random_state": 0,
-                                   "max_iter": 2, **params})
+    return getattr(cymlp, name)(
+        **{"hidden_layer_sizes": (3,), "random_state": 0, "max_iter": 2, **params}
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -203,8 +204,9 @@ def test_huge_learning_rate_on_huge_values_raises(solver, scale, lr):
     X, y = regression()
     X = X * scale
     y = y * scale
-    params = dict(hidden_layer_sizes=(5,), solver=solver, learning_rate_init=lr,
-                  random_state=0, max_iter=5)
+    params = dict(
+        hidden_layer_sizes=(5,), solver=solver, learning_rate_init=lr, random_state=0, max_iter=5
+    )
     for Est in (sknn.MLPRegressor, cymlp.MLPRegressor):
         with pytest.raises(ValueError, match="non-finite"):
             with warnings.catch_warnings():
@@ -214,8 +216,14 @@ def test_huge_learning_rate_on_huge_values_raises(solver, scale, lr):
 
 def test_diverging_classifier_raises():
     X, y = iris()
-    params = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=1e30,
-                  momentum=0.0, random_state=0, max_iter=5)
+    params = dict(
+        hidden_layer_sizes=(5,),
+        solver="sgd",
+        learning_rate_init=1e30,
+        momentum=0.0,
+        random_state=0,
+        max_iter=5,
+    )
     for Est in (sknn.MLPClassifier, cymlp.MLPClassifier):
         with pytest.raises(ValueError, match="non-finite"):
             with warnings.catch_warnings():
@@ -227,9 +235,15 @@ def test_diverging_with_early_stopping_keeps_best_weights():
     """scikit-learn does not raise here: the best (finite) weights are restored and
     the last validation score is a float NaN."""
     X, y = iris()
-    params = dict(hidden_layer_sizes=100, activation="identity", solver="sgd",
-                  learning_rate_init=1, max_iter=20, early_stopping=True,
-                  random_state=0)
+    params = dict(
+        hidden_layer_sizes=100,
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=20,
+        early_stopping=True,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -291,8 +305,7 @@ def test_bad_regression_loss():
         cymlp.MLPRegressor(loss="log_loss").fit(X, y)
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float16, np.complex128, "bogus"],
-                         ids=str)
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float16, np.complex128, "bogus"], ids=str)
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_dtype(name, dtype):
     X, y = _data(name)

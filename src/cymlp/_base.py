@@ -78,11 +78,34 @@ class BaseMLP(BaseEstimator, ABC):
     }
 
     @abstractmethod
-    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
-                 learning_rate, learning_rate_init, power_t, max_iter, loss, shuffle,
-                 random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                 early_stopping, validation_fraction, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, dtype):
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+        dtype,
+    ):
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
@@ -118,7 +141,8 @@ class BaseMLP(BaseEstimator, ABC):
             dtype = np.dtype(self.dtype)
         except TypeError:
             raise TypeError(
-                f"dtype must be None, np.float32 or np.float64, got {self.dtype!r}") from None
+                f"dtype must be None, np.float32 or np.float64, got {self.dtype!r}"
+            ) from None
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be None, np.float32 or np.float64, got {dtype}")
         return dtype
@@ -158,8 +182,10 @@ class BaseMLP(BaseEstimator, ABC):
         """Copy arrays the user assigned to coefs_ / intercepts_ into the flat buffer and
         make the attributes views of it again."""
         net = self._network
-        for mine, theirs, name in ((net.coefs, self.coefs_, "coefs_"),
-                                   (net.intercepts, self.intercepts_, "intercepts_")):
+        for mine, theirs, name in (
+            (net.coefs, self.coefs_, "coefs_"),
+            (net.intercepts, self.intercepts_, "intercepts_"),
+        ):
             if len(theirs) != len(mine):
                 raise ValueError(f"{name} has {len(theirs)} arrays, the network has {len(mine)}")
             for i, (view, value) in enumerate(zip(mine, theirs)):
@@ -167,8 +193,7 @@ class BaseMLP(BaseEstimator, ABC):
                     continue
                 value = np.asarray(value)
                 if value.shape != view.shape:
-                    raise ValueError(
-                        f"{name}[{i}] has shape {value.shape}, expected {view.shape}")
+                    raise ValueError(f"{name}[{i}] has shape {value.shape}, expected {view.shape}")
                 view[...] = value
         self._bind_views()
 
@@ -196,9 +221,9 @@ class BaseMLP(BaseEstimator, ABC):
         self._network = Network(layer_units, self.activation, self.out_activation_, dtype)
         # scikit-learn's Glorot-uniform draws: per layer the weights, then the intercepts.
         factor = 2.0 if self.activation == "logistic" else 6.0
-        for coef, intercept, fan_in, fan_out in zip(self._network.coefs,
-                                                    self._network.intercepts,
-                                                    layer_units[:-1], layer_units[1:]):
+        for coef, intercept, fan_in, fan_out in zip(
+            self._network.coefs, self._network.intercepts, layer_units[:-1], layer_units[1:]
+        ):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept[...] = self._random_state.uniform(-bound, bound, fan_out)
@@ -244,7 +269,8 @@ class BaseMLP(BaseEstimator, ABC):
                 raise ValueError(
                     f"The fitted network has layers {self._network.layer_units}; this data "
                     f"and these parameters need {layer_units}. Use warm_start=False to "
-                    "start afresh.")
+                    "start afresh."
+                )
             X = self._as_network_input(X)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(self._network.dtype, copy=False)
@@ -257,7 +283,8 @@ class BaseMLP(BaseEstimator, ABC):
         if not np.isfinite(self._network.params).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed.")
+                " contain large values and need to be preprocessed."
+            )
         return self
 
     def _check_targets(self, y):
@@ -313,7 +340,8 @@ class BaseMLP(BaseEstimator, ABC):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic"
-                f" optimizers. {self.solver} is not stochastic.")
+                f" optimizers. {self.solver} is not stochastic."
+            )
         return True
 
     # --------------------------------------------------------------------- prediction

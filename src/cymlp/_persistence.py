@@ -104,8 +104,8 @@ def save(estimator, path):
     replaced once the new one is complete)."""
     if not hasattr(estimator, "_network"):
         raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; fit it before "
-            "saving.")
+            f"This {type(estimator).__name__} instance is not fitted yet; fit it before saving."
+        )
     estimator._sync_params()
     params = {}
     for name, value in estimator.get_params(deep=False).items():
@@ -114,14 +114,26 @@ def save(estimator, path):
         except _Unstorable:
             warnings.warn(
                 f"Parameter {name}={value!r} cannot be stored in a model file; it is saved "
-                "as None.", UserWarning, stacklevel=3)
+                "as None.",
+                UserWarning,
+                stacklevel=3,
+            )
             params[name] = None
 
     arrays = {"params": estimator._network.params}
     state = {}
-    for name in ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_", "n_iter_",
-                 "t_", "loss_", "best_loss_", "best_validation_score_",
-                 "_no_improvement_count"):
+    for name in (
+        "n_features_in_",
+        "n_outputs_",
+        "n_layers_",
+        "out_activation_",
+        "n_iter_",
+        "t_",
+        "loss_",
+        "best_loss_",
+        "best_validation_score_",
+        "_no_improvement_count",
+    ):
         if hasattr(estimator, name):
             state[name] = _encode(_plain(getattr(estimator, name)))
     for name in ("loss_curve_", "validation_scores_"):
@@ -132,28 +144,39 @@ def save(estimator, path):
     if hasattr(estimator, "feature_names_in_"):
         arrays["feature_names_in_"] = _text_array(estimator.feature_names_in_)
     network = estimator._network
-    state["network"] = {"layer_units": network.layer_units,
-                        "hidden_activation": network.hidden_activation,
-                        "output_activation": network.output_activation,
-                        "dtype": network.dtype.str}
+    state["network"] = {
+        "layer_units": network.layer_units,
+        "hidden_activation": network.hidden_activation,
+        "output_activation": network.output_activation,
+        "dtype": network.dtype.str,
+    }
     optimizer = getattr(estimator, "_optimizer", None)
     if optimizer is not None:
-        state["optimizer"] = {"kind": optimizer.kind,
-                              "learning_rate": float(optimizer.learning_rate),
-                              "t": int(getattr(optimizer, "t", 0))}
+        state["optimizer"] = {
+            "kind": optimizer.kind,
+            "learning_rate": float(optimizer.learning_rate),
+            "t": int(getattr(optimizer, "t", 0)),
+        }
         for i, buf in enumerate(optimizer.state_arrays()):
             arrays[f"optimizer_{i}"] = buf
     if hasattr(estimator, "_label_binarizer"):
         lb = estimator._label_binarizer
         arrays["classes_"], kind = _classes_array(lb.classes_)
-        state["label_binarizer"] = {"y_type_": lb.y_type_, "classes_kind": kind,
-                                    "sparse_input_": bool(lb.sparse_input_)}
+        state["label_binarizer"] = {
+            "y_type_": lb.y_type_,
+            "classes_kind": kind,
+            "sparse_input_": bool(lb.sparse_input_),
+        }
 
-    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-              "estimator": type(estimator).__name__, "params": params, "state": state,
-              "sha256": {k: _digest(v) for k, v in arrays.items()}}
-    members: dict[str, Any] = {
-        "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "estimator": type(estimator).__name__,
+        "params": params,
+        "state": state,
+        "sha256": {k: _digest(v) for k, v in arrays.items()},
+    }
+    members: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     members.update(arrays)
 
     path = os.fspath(path)
@@ -194,7 +217,8 @@ def _classes_array(classes):
         return classes.astype(np.str_), "object_str"
     raise ValueError(
         "Only numeric or string class labels can be saved in a model file (no pickle); "
-        f"got classes of dtype {classes.dtype}.")
+        f"got classes of dtype {classes.dtype}."
+    )
 
 
 # ------------------------------------------------------------------------------ load
@@ -249,8 +273,10 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
     if not data:
         raise ValueError(f"{path!r} is empty: not a cymlp model file")
     if not data.startswith(b"PK"):
-        raise ValueError(f"{path!r} is not a cymlp model file (not a zip archive of "
-                         "numpy arrays; pickles are never loaded)")
+        raise ValueError(
+            f"{path!r} is not a cymlp model file (not a zip archive of "
+            "numpy arrays; pickles are never loaded)"
+        )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             members = {name: npz[name] for name in npz.files}
@@ -270,14 +296,16 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
     if version > FORMAT_VERSION:
         raise ValueError(
             f"{path!r} was written in model-file format version {version}; this cymlp "
-            f"reads versions 1 to {FORMAT_VERSION}. Upgrade cymlp to load it.")
+            f"reads versions 1 to {FORMAT_VERSION}. Upgrade cymlp to load it."
+        )
     try:
         return _restore(header, members)
     except ValueError as exc:
         raise ValueError(f"{path!r} is not a valid cymlp model file: {exc}") from None
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise ValueError(f"{path!r} is not a valid cymlp model file: bad or missing "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise ValueError(
+            f"{path!r} is not a valid cymlp model file: bad or missing {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _restore(header, arrays):
@@ -297,15 +325,21 @@ def _restore(header, arrays):
     state = header["state"]
 
     net = state["network"]
-    network = Network(net["layer_units"], net["hidden_activation"],
-                      net["output_activation"], _numeric_dtype(net["dtype"]))
+    network = Network(
+        net["layer_units"],
+        net["hidden_activation"],
+        net["output_activation"],
+        _numeric_dtype(net["dtype"]),
+    )
     _copy_into(network.params, arrays["params"], "params")
     estimator._network = network
     for name, value in state.items():
         if name not in ("network", "optimizer", "label_binarizer"):
             setattr(estimator, name, _decode(value))
-    if not isinstance(estimator.n_features_in_, Integral) or \
-            network.layer_units[0] != estimator.n_features_in_:
+    if (
+        not isinstance(estimator.n_features_in_, Integral)
+        or network.layer_units[0] != estimator.n_features_in_
+    ):
         raise ValueError("n_features_in_ does not match the network")
     for name in ("loss_curve_", "validation_scores_"):
         if name in arrays:

@@ -35,10 +35,16 @@ except ImportError:  # pragma: no cover
 def make_optimizer(est, network):
     n, dtype = network.params.shape[0], network.dtype
     if est.solver == "sgd":
-        return SGDOptimizer(n, dtype, est.learning_rate_init, est.learning_rate,
-                            est.momentum, est.nesterovs_momentum, est.power_t)
-    return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2,
-                         est.epsilon)
+        return SGDOptimizer(
+            n,
+            dtype,
+            est.learning_rate_init,
+            est.learning_rate,
+            est.momentum,
+            est.nesterovs_momentum,
+            est.power_t,
+        )
+    return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
 
 
 def _diverged(est, last_good):
@@ -65,17 +71,27 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
         stratify = y if is_classifier(est) and est.n_outputs_ == 1 else None
         if sample_weight is None:
             X_train, X_val, y_train, y_val = train_test_split(
-                X, y, random_state=est._random_state,
-                test_size=est.validation_fraction, stratify=stratify)
+                X,
+                y,
+                random_state=est._random_state,
+                test_size=est.validation_fraction,
+                stratify=stratify,
+            )
             sw_train = sw_val = None
         else:
             X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
-                X, y, sample_weight, random_state=est._random_state,
-                test_size=est.validation_fraction, stratify=stratify)
+                X,
+                y,
+                sample_weight,
+                random_state=est._random_state,
+                test_size=est.validation_fraction,
+                stratify=stratify,
+            )
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset.")
+                "or the size of your dataset."
+            )
         if is_classifier(est):
             y_val = est._label_binarizer.inverse_transform(y_val)
     else:
@@ -89,8 +105,9 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
         batch_size = min(200, n_samples)
     else:
         if est.batch_size > n_samples:
-            warnings.warn("Got `batch_size` less than 1 or larger than "
-                          "sample size. It is going to be clipped")
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
+            )
         batch_size = int(np.clip(est.batch_size, 1, n_samples))
 
     last_good = np.empty_like(network.params)
@@ -103,16 +120,21 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                 # without its per-call validation overhead
                 est._random_state.shuffle(sample_idx)
             np.copyto(last_good, network.params)
-            total = network.train_epoch(X_train, Y_train, sw_train,
-                                        sample_idx if est.shuffle else None,
-                                        batch_size, float(est.alpha), est._optimizer)
+            total = network.train_epoch(
+                X_train,
+                Y_train,
+                sw_train,
+                sample_idx if est.shuffle else None,
+                batch_size,
+                float(est.alpha),
+                est._optimizer,
+            )
             loss = total / n_samples
             # A non-finite loss or non-finite weights end training at once, keeping the
             # weights of the last finite epoch. With early stopping scikit-learn trains on
             # (the validation score becomes NaN) and restores the best weights at the end
             # (its fix for issue #29504): that case keeps its behaviour.
-            if not early_stopping and not (np.isfinite(loss)
-                                           and np.isfinite(network.params).all()):
+            if not early_stopping and not (np.isfinite(loss) and np.isfinite(network.params).all()):
                 _diverged(est, last_good)
             est.n_iter_ += 1
             est.loss_ = loss
@@ -126,11 +148,15 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
 
             if est._no_improvement_count > est.n_iter_no_change:
                 if early_stopping:
-                    msg = ("Validation score did not improve more than "
-                           f"tol={est.tol:f} for {est.n_iter_no_change:d} consecutive epochs.")
+                    msg = (
+                        "Validation score did not improve more than "
+                        f"tol={est.tol:f} for {est.n_iter_no_change:d} consecutive epochs."
+                    )
                 else:
-                    msg = (f"Training loss did not improve more than tol={est.tol:f}"
-                           f" for {est.n_iter_no_change:d} consecutive epochs.")
+                    msg = (
+                        f"Training loss did not improve more than tol={est.tol:f}"
+                        f" for {est.n_iter_no_change:d} consecutive epochs."
+                    )
                 if est._optimizer.trigger_stopping(msg, est.verbose):
                     break
                 est._no_improvement_count = 0
@@ -141,7 +167,8 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                 warnings.warn(
                     f"Stochastic Optimizer: Maximum iterations ({est.max_iter:d}) reached and "
                     "the optimization hasn't converged yet.",
-                    ConvergenceWarning)
+                    ConvergenceWarning,
+                )
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.")
     finally:
@@ -190,9 +217,17 @@ def fit_lbfgs(est, X, y, sample_weight):
         # L-BFGS-B's own vector work calls BLAS too: one thread keeps it deterministic.
         with blas_single_threaded():
             opt_res = scipy.optimize.minimize(
-                loss_grad, network.params.astype(np.float64), method="L-BFGS-B", jac=True,
-                options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
-                         **_get_additional_lbfgs_options_dict("iprint", iprint)})
+                loss_grad,
+                network.params.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": est.max_fun,
+                    "maxiter": est.max_iter,
+                    "gtol": est.tol,
+                    **_get_additional_lbfgs_options_dict("iprint", iprint),
+                },
+            )
     finally:
         network.release()
     est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
