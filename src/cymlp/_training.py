@@ -112,6 +112,10 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
 
     last_good = np.empty_like(network.params)
     network.reserve(batch_size)
+    # BLAS stays at one thread for the whole fit rather than being switched back and forth
+    # around every engine call (OpenBLAS threads woken in between can spin beside ours).
+    blas_limit = blas_single_threaded()
+    blas_limit.__enter__()
     try:
         est.n_iter_ = 0
         for _ in range(est.max_iter):
@@ -172,6 +176,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.")
     finally:
+        blas_limit.__exit__(None, None, None)
         network.release()
 
     if early_stopping:
