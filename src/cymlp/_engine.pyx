@@ -401,7 +401,7 @@ cdef class Network:
     cdef readonly list coefs, intercepts
     cdef readonly Py_ssize_t n_weights
     cdef object _units, _w_off, _b_off
-    cdef object _ws, _ws_rows, _a_off, _d_off
+    cdef object _ws, _ws_rows, _a_off, _d_off, _xbuf, _ybuf, _swbuf, _partial
     cdef int _hidden_act, _out_act
 
     def __init__(self, layer_units, hidden_activation, output_activation, dtype):
@@ -445,8 +445,9 @@ cdef class Network:
         return self.layer_units[-1]
 
     def reserve(self, Py_ssize_t rows):
-        """Allocate the activation / delta workspace for batches of up to `rows` rows
-        (kept until release(); training reuses it without allocating)."""
+        """Allocate the training workspace for batches of up to `rows` rows: activations,
+        deltas, the gathered rows, targets and weights, the optimizer's partial sums.
+        Kept until release(); the epochs of a fit reuse it without allocating."""
         if self._ws is not None and self._ws_rows >= rows:
             return
         widths = self.layer_units[1:]
@@ -456,11 +457,15 @@ cdef class Network:
         self._a_off = np.concatenate([[0], starts[:L]]).astype(np.intp)
         self._d_off = np.concatenate([[0], starts[L:2 * L]]).astype(np.intp)
         self._ws = np.empty(max(int(starts[-1]), 1), dtype=self.dtype)
+        self._xbuf = np.empty((rows, self.layer_units[0]), dtype=self.dtype)
+        self._ybuf = np.empty((rows, self.n_outputs), dtype=self.dtype)
+        self._swbuf = np.empty(rows, dtype=self.dtype)
+        self._partial = np.empty(n_partials(self.params.shape[0]), dtype=np.float64)
         self._ws_rows = rows
 
     def release(self):
         """Free the training workspace."""
-        self._ws = None
+        self._ws = self._xbuf = self._ybuf = self._swbuf = self._partial = None
         self._ws_rows = 0
 
     cdef Net _net(self):
@@ -551,9 +556,6 @@ cdef class Network:
                 raise ValueError("order must be a permutation of range(n)")
         cdef Py_ssize_t batch = min(batch_size, n)
         self.reserve(batch)
-        xbuf = np.empty((batch, self.layer_units[0]), dtype=self.dtype)
-        ybuf = np.empty((batch, self.n_outputs), dtype=self.dtype)
-        swbuf = np.empty(batch, dtype=self.dtype)
         s1, s2 = optimizer.buffers()
         if s1.shape != self.params.shape or s1.dtype != self.dtype:
             raise ValueError("optimizer state does not match the network")
@@ -574,9 +576,9 @@ cdef class Network:
         buf.state1 = _ptr(s1)
         buf.state2 = _ptr(s2)
         buf.ws = _ptr(self._ws)
-        buf.xbuf = _ptr(xbuf)
-        buf.ybuf = _ptr(ybuf)
-        buf.swbuf = _ptr(swbuf)
+        buf.xbuf = _ptr(self._xbuf)
+        buf.ybuf = _ptr(self._ybuf)
+        buf.swbuf = _ptr(self._swbuf)
         buf.Y = _ptr(Y)
         buf.sw = _ptr(sample_weight)
         cdef Net net = self._net()
@@ -585,8 +587,7 @@ cdef class Network:
         cdef Py_ssize_t n_params = self.params.shape[0], n_weights = self.n_weights
         cdef double sq = self.sum_sq_weights() if alpha > 0 else 0.0
         cdef double total
-        partial_arr = np.empty(n_partials(n_params), dtype=np.float64)
-        cdef double* partial = <double*> _ptr(partial_arr)
+        cdef double* partial = <double*> _ptr(self._partial)
         cdef bint single = self.dtype == np.float32
         cdef Py_ssize_t steps = 0
         cdef int stopped = 0
@@ -621,7 +622,6 @@ cdef class Network:
         Y, sample_weight = self._targets(Y, n, sample_weight)
         cdef Py_ssize_t chunk = min(n, DEFAULT_CHUNK)
         self.reserve(chunk)
-        xbuf = np.empty((chunk, self.layer_units[0]), dtype=self.dtype)
         cdef double sw_sum = float(np.sum(sample_weight, dtype=np.float64)) \
             if sample_weight is not None else n
         if sw_sum == 0:
@@ -631,7 +631,7 @@ cdef class Network:
         cdef void* P = _ptr(self.params)
         cdef void* G = _ptr(self.grads)
         cdef void* ws = _ptr(self._ws)
-        cdef void* xb = _ptr(xbuf)
+        cdef void* xb = _ptr(self._xbuf)
         cdef char* Yp = <char*> _ptr(Y)
         cdef char* swp = <char*> _ptr(sample_weight)
         cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
