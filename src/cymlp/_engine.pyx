@@ -22,9 +22,9 @@ from cython.parallel cimport prange
 cimport openmp
 
 from ._blas cimport gemm
-from ._kernels cimport (CYMLP_DEBUG, debug_fail, IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP,
-                        bias_act_forward, act_backward, output_loss_backward, bias_grad,
-                        gather_rows, gather_csr_rows)
+from ._kernels cimport (CYMLP_DEBUG, EXP, IDENTITY, LOGISTIC, RELU, SOFTMAX, TANH,
+                        act_backward, bias_act_forward, bias_grad, csr_forward,
+                        csr_weight_grad, debug_fail, gather_rows, output_loss_backward)
 from ._optim cimport StepConfig, step, ADAM
 from ._optim import n_partials
 from ._threads import blas_single_threaded
@@ -72,38 +72,59 @@ cdef struct Buffers:
     const void* sw    # (n,) sample weights or NULL
 
 
+cdef struct Batch:
+    # The input rows of one batch: a dense row-major block, or rows of a CSR matrix that
+    # the first layer reads in place (sparse input is never densified).
+    const void* dense           # (nb, n_features), or NULL for CSR
+    const Rows* csr
+    const Py_ssize_t* idx       # CSR row of batch row r: idx[r], or start + r when NULL
+    Py_ssize_t start
+
+
 cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssize_t start,
                                Py_ssize_t nb, floating* buf, int n_threads) noexcept nogil:
-    """Rows order[start:start + nb] (or start:start + nb when order is NULL) as a dense
+    """Dense rows order[start:start + nb] (or start:start + nb when order is NULL) as one
     block: a pointer into the data itself when no gather is needed."""
     cdef const Py_ssize_t* idx = order + start if order != NULL else NULL
     cdef Py_ssize_t m = src.n_cols, blk, lo, n_blocks
-    if src.dense != NULL and idx == NULL:
+    if idx == NULL:
         return <const floating*> src.dense + start * m
     if nb * m < GATHER_SPLIT_MIN:  # small: no fork/join
-        _gather(src, idx, start, nb, buf, 0)
+        _gather(src, idx, nb, buf)
         return buf
     n_blocks = (nb + 63) // 64
     for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
         lo = blk * nb // n_blocks
-        _gather(src, idx, start + lo, (blk + 1) * nb // n_blocks - lo,
-                buf + lo * m, lo)
+        _gather(src, idx + lo, (blk + 1) * nb // n_blocks - lo, buf + lo * m)
     return buf
 
 
-cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t first,
-                         Py_ssize_t count, floating* out, Py_ssize_t offset) noexcept nogil:
-    """Rows idx[offset:offset + count] (or first:first + count) into out."""
+cdef Batch batch_rows(const Rows* X, const Py_ssize_t* order, Py_ssize_t start,
+                      Py_ssize_t nb, floating* buf, int n_threads) noexcept nogil:
+    """The batch of rows order[start:start + nb] (or start:start + nb): dense rows are
+    gathered into buf (or used in place), CSR rows are only pointed at."""
+    cdef Batch b
+    b.csr = NULL
+    b.idx = NULL
+    b.start = start
+    if X.dense != NULL:
+        b.dense = load_rows(X, order, start, nb, buf, n_threads)
+    else:
+        b.dense = NULL
+        b.csr = X
+        b.idx = order + start if order != NULL else NULL
+    return b
+
+
+cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t count,
+                         floating* out) noexcept nogil:
+    """Dense rows idx[:count] into out."""
     cdef Py_ssize_t r
     if CYMLP_DEBUG:
         for r in range(count):
-            if not 0 <= (idx[offset + r] if idx != NULL else first + r) < src.n_rows:
+            if not 0 <= idx[r] < src.n_rows:
                 debug_fail(b"load_rows: row index out of range")
-    if src.dense != NULL:
-        gather_rows(out, <const floating*> src.dense, idx + offset, count, src.n_cols)
-    else:
-        gather_csr_rows(out, <const floating*> src.data, src.indices, src.indptr,
-                        idx + offset if idx != NULL else NULL, first, count, src.n_cols)
+    gather_rows(out, <const floating*> src.dense, idx, count, src.n_cols)
 
 
 # Threads. The engine runs one OpenMP pool and keeps BLAS at one thread (two pools that
@@ -232,19 +253,56 @@ cdef void dense_backward_weights(floating* GW, const floating* A_prev, const flo
                  GW + lo, n_out)
 
 
+cdef void input_forward(floating* A, const Batch* X, const floating* W, const floating* b,
+                        Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+                        int n_threads) noexcept nogil:
+    """The first layer's dense_forward, reading CSR rows in place when X is sparse."""
+    cdef Py_ssize_t blk, n_blocks
+    if X.dense != NULL:
+        dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, n_threads)
+        return
+    n_blocks = (nb + BLOCK - 1) // BLOCK
+    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        csr_forward(A, W, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr, X.idx,
+                    X.start, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in, n_out)
+        if act >= 0:
+            bias_act_forward(A + blk * BLOCK * n_out, n_out, b,
+                             min(nb, (blk + 1) * BLOCK) - blk * BLOCK, n_out, act)
+
+
+cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_ssize_t nb,
+                            Py_ssize_t n_in, Py_ssize_t n_out, floating scale,
+                            floating beta, int n_threads) noexcept nogil:
+    """The first layer's dense_backward_weights, reading CSR rows in place when X is
+    sparse (cut into column blocks of GW, so every entry is summed in row order)."""
+    cdef Py_ssize_t blk, n_blocks
+    if X.dense != NULL:
+        dense_backward_weights(GW, <const floating*> X.dense, D, nb, n_in, n_out, scale, beta,
+                               n_threads)
+        return
+    n_blocks = (n_out + BLOCK - 1) // BLOCK
+    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr,
+                        X.idx, X.start, nb, n_in, n_out, scale, beta != 0, blk * BLOCK,
+                        min(n_out, (blk + 1) * BLOCK))
+
+
 cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
-                             const floating* X0, const floating* Y, const floating* sw,
+                             const Batch* X0, const floating* Y, const floating* sw,
                              Py_ssize_t nb, floating scale, bint accumulate) noexcept nogil:
     """Forward nb rows, then backward: G (+)= scale * gradient of the data loss (no L2).
     Returns the sample-weighted data-loss sum over the rows."""
     cdef int l, L = net.n_layers
     cdef const Py_ssize_t* u = net.units
-    cdef const floating* A_prev = X0
+    cdef const floating* A_prev
     cdef floating* D
     cdef floating beta = 1 if accumulate else 0
     cdef double loss
-    for l in range(1, L + 1):
-        # the output layer's activation is applied together with its loss below
+    # the output layer's activation is applied together with its loss below
+    input_forward(ws + net.a_off[1], X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
+                  net.hidden_act if L > 1 else -1, net.n_threads)
+    A_prev = ws + net.a_off[1]
+    for l in range(2, L + 1):
         dense_forward(ws + net.a_off[l], A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1],
                       nb, u[l - 1], u[l], net.hidden_act if l < L else -1, net.n_threads)
         A_prev = ws + net.a_off[l]
@@ -252,12 +310,15 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
                                 Y, sw, nb, u[L], net.out_act)
     for l in range(L, 0, -1):
         D = ws + net.d_off[l]
-        A_prev = X0 if l == 1 else ws + net.a_off[l - 1]
         if l > 1:  # no input gradient for the first layer
+            A_prev = ws + net.a_off[l - 1]
             dense_backward_input(ws + net.d_off[l - 1], D, P + net.w_off[l - 1], A_prev, nb,
                                  u[l - 1], u[l], net.hidden_act, net.n_threads)
-        dense_backward_weights(G + net.w_off[l - 1], A_prev, D, nb, u[l - 1], u[l], scale,
-                               beta, net.n_threads)
+            dense_backward_weights(G + net.w_off[l - 1], A_prev, D, nb, u[l - 1], u[l],
+                                   scale, beta, net.n_threads)
+        else:
+            input_weight_grad(G + net.w_off[0], X0, D, nb, u[0], u[1], scale, beta,
+                              net.n_threads)
         bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
     return loss
 
@@ -304,7 +365,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef const floating* Y = <const floating*> buf.Y
     cdef const floating* sw = <const floating*> buf.sw
     cdef Rows yrows
-    cdef const floating* xb
+    cdef Batch xb
     cdef const floating* yb
     cdef floating* swb = NULL
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
@@ -320,7 +381,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     for k in range((n + batch - 1) // batch):
         start = k * batch
         nb = min(batch, n - start)
-        xb = load_rows(X, order, start, nb, <floating*> buf.xbuf, net.n_threads)
+        xb = batch_rows(X, order, start, nb, <floating*> buf.xbuf, net.n_threads)
         yb = load_rows(&yrows, order, start, nb, <floating*> buf.ybuf, net.n_threads)
         sw_sum = nb
         if sw != NULL:
@@ -332,7 +393,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             if sw_sum == 0:
                 stopped[0] = STOP_ZERO_WEIGHT
                 break
-        loss = forward_backward(net, P, G, <floating*> buf.ws, xb, yb, swb, nb,
+        loss = forward_backward(net, P, G, <floating*> buf.ws, &xb, yb, swb, nb,
                                 <floating> (1 / sw_sum), False) / sw_sum
         if net.out_act == IDENTITY:
             loss /= n_out  # scikit-learn averages squared error over outputs
@@ -362,11 +423,16 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
     cdef Py_ssize_t k, start, nb
     cdef const floating* A_prev
     cdef floating* A
+    cdef Batch xb
     for k in range((n + chunk - 1) // chunk):
         start = k * chunk
         nb = min(chunk, n - start)
-        A_prev = load_rows(X, NULL, start, nb, xbuf, net.n_threads)
-        for l in range(1, L + 1):
+        xb = batch_rows(X, NULL, start, nb, xbuf, net.n_threads)
+        A = out + start * u[L] if L == 1 else h1
+        input_forward(A, &xb, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
+                      net.out_act if L == 1 else net.hidden_act, net.n_threads)
+        A_prev = A
+        for l in range(2, L + 1):
             A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
                           u[l - 1], u[l], net.out_act if l == L else net.hidden_act,
@@ -457,11 +523,20 @@ cdef class Network:
         self._a_off = np.concatenate([[0], starts[:L]]).astype(np.intp)
         self._d_off = np.concatenate([[0], starts[L:2 * L]]).astype(np.intp)
         self._ws = np.empty(max(int(starts[-1]), 1), dtype=self.dtype)
-        self._xbuf = np.empty((rows, self.layer_units[0]), dtype=self.dtype)
+        self._xbuf = None  # allocated by _gather_buffer, for dense input only
         self._ybuf = np.empty((rows, self.n_outputs), dtype=self.dtype)
         self._swbuf = np.empty(rows, dtype=self.dtype)
         self._partial = np.empty(n_partials(self.params.shape[0]), dtype=np.float64)
         self._ws_rows = rows
+
+    def _gather_buffer(self, held):
+        """Room for one batch of gathered dense rows (CSR input needs none: the first layer
+        reads it in place, so a wide sparse X never gets a dense batch buffer)."""
+        if held[0] is None:
+            return None
+        if self._xbuf is None:
+            self._xbuf = np.empty((self._ws_rows, self.layer_units[0]), dtype=self.dtype)
+        return self._xbuf
 
     def release(self):
         """Free the training workspace."""
@@ -576,7 +651,7 @@ cdef class Network:
         buf.state1 = _ptr(s1)
         buf.state2 = _ptr(s2)
         buf.ws = _ptr(self._ws)
-        buf.xbuf = _ptr(self._xbuf)
+        buf.xbuf = _ptr(self._gather_buffer(held))
         buf.ybuf = _ptr(self._ybuf)
         buf.swbuf = _ptr(self._swbuf)
         buf.Y = _ptr(Y)
@@ -631,9 +706,10 @@ cdef class Network:
         cdef void* P = _ptr(self.params)
         cdef void* G = _ptr(self.grads)
         cdef void* ws = _ptr(self._ws)
-        cdef void* xb = _ptr(self._xbuf)
+        cdef void* xb = _ptr(self._gather_buffer(held))
         cdef char* Yp = <char*> _ptr(Y)
         cdef char* swp = <char*> _ptr(sample_weight)
+        cdef Batch xbatch
         cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
         cdef double total = 0
         cdef bint single = self.dtype == np.float32
@@ -642,16 +718,16 @@ cdef class Network:
                 start = k * chunk
                 nb = min(chunk, n - start)
                 if single:
+                    xbatch = batch_rows(&rows, NULL, start, nb, <float*> xb, net.n_threads)
                     total += forward_backward(
-                        &net, <float*> P, <float*> G, <float*> ws,
-                        load_rows(&rows, NULL, start, nb, <float*> xb, net.n_threads),
+                        &net, <float*> P, <float*> G, <float*> ws, &xbatch,
                         <float*> (Yp + start * n_out * isz),
                         <float*> (swp + start * isz) if swp != NULL else NULL,
                         nb, <float> (1 / sw_sum), start > 0)
                 else:
+                    xbatch = batch_rows(&rows, NULL, start, nb, <double*> xb, net.n_threads)
                     total += forward_backward(
-                        &net, <double*> P, <double*> G, <double*> ws,
-                        load_rows(&rows, NULL, start, nb, <double*> xb, net.n_threads),
+                        &net, <double*> P, <double*> G, <double*> ws, &xbatch,
                         <double*> (Yp + start * n_out * isz),
                         <double*> (swp + start * isz) if swp != NULL else NULL,
                         nb, 1 / sw_sum, start > 0)
@@ -674,8 +750,7 @@ cdef class Network:
             return out
         chunk = max(1, min(chunk, n))
         widest = max(self.layer_units[1:-1], default=1)
-        xbuf = np.empty((chunk, self.layer_units[0]) if held[0] is None else 1,
-                        dtype=self.dtype)
+        xbuf = None  # dense input is read in place, CSR rows too
         h1 = np.empty(chunk * widest, dtype=self.dtype)
         h2 = np.empty(chunk * widest, dtype=self.dtype)
         cdef Net net = self._net()

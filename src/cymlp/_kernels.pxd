@@ -33,6 +33,12 @@ cdef void bias_grad(floating* db, const floating* D, Py_ssize_t n, Py_ssize_t m,
                     floating scale, bint accumulate) noexcept nogil
 cdef void gather_rows(floating* out, const floating* X, const Py_ssize_t* idx,
                       Py_ssize_t n, Py_ssize_t m) noexcept nogil
-cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t* indices,
-                          const Py_ssize_t* indptr, const Py_ssize_t* idx,
-                          Py_ssize_t start, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+cdef void csr_forward(floating* A, const floating* W, const floating* data,
+                      const Py_ssize_t* indices, const Py_ssize_t* indptr,
+                      const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t r0, Py_ssize_t r1,
+                      Py_ssize_t n_in, Py_ssize_t h) noexcept nogil
+cdef void csr_weight_grad(floating* GW, const floating* D, const floating* data,
+                          const Py_ssize_t* indices, const Py_ssize_t* indptr,
+                          const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t nb,
+                          Py_ssize_t n_in, Py_ssize_t h, floating scale, bint accumulate,
+                          Py_ssize_t c0, Py_ssize_t c1) noexcept nogil

@@ -177,20 +177,52 @@ cdef void gather_rows(floating* out, const floating* X, const Py_ssize_t* idx,
         memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
 
 
-cdef void gather_csr_rows(floating* out, const floating* data, const Py_ssize_t* indices,
-                          const Py_ssize_t* indptr, const Py_ssize_t* idx,
-                          Py_ssize_t start, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
-    """Densify CSR rows idx[r] (or start + r when idx is NULL) into out[r], r < n."""
-    cdef Py_ssize_t r, row, p
-    cdef floating* o
-    for r in range(n):
+cdef void csr_forward(floating* A, const floating* W, const floating* data,
+                      const Py_ssize_t* indices, const Py_ssize_t* indptr,
+                      const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t r0, Py_ssize_t r1,
+                      Py_ssize_t n_in, Py_ssize_t h) noexcept nogil:
+    """A[r] = X[row(r)] @ W for batch rows r0 <= r < r1, where X is CSR, W is (n_in, h)
+    row-major, A is (nb, h) and row(r) = idx[r] (or start + r when idx is NULL). Only
+    the stored entries are visited, in order, as scipy's sparse product does."""
+    cdef Py_ssize_t r, row, p, j
+    cdef floating* a
+    cdef const floating* w
+    cdef floating x
+    for r in range(r0, r1):
         row = idx[r] if idx != NULL else start + r
-        o = out + r * m
-        memset(o, 0, m * sizeof(floating))
+        a = A + r * h
+        memset(a, 0, h * sizeof(floating))
         for p in range(indptr[row], indptr[row + 1]):
-            if CYMLP_DEBUG and not 0 <= indices[p] < m:
-                debug_fail(b"gather_csr_rows: column index out of range")
-            o[indices[p]] += data[p]  # duplicate entries add up, as in scipy
+            if CYMLP_DEBUG and not 0 <= indices[p] < n_in:
+                debug_fail(b"csr_forward: column index out of range")
+            x = data[p]
+            w = W + indices[p] * h
+            for j in range(h):
+                a[j] += x * w[j]
+
+
+cdef void csr_weight_grad(floating* GW, const floating* D, const floating* data,
+                          const Py_ssize_t* indices, const Py_ssize_t* indptr,
+                          const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t nb,
+                          Py_ssize_t n_in, Py_ssize_t h, floating scale, bint accumulate,
+                          Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0:c1 of GW (n_in, h) (+)= scale * X_b.T @ D for the nb CSR rows of the
+    batch (rows as in csr_forward) and D (nb, h). Rows are added in batch order."""
+    cdef Py_ssize_t r, row, p, j
+    cdef floating* g
+    cdef const floating* d
+    cdef floating s
+    if not accumulate:
+        for r in range(n_in):
+            memset(GW + r * h + c0, 0, (c1 - c0) * sizeof(floating))
+    for r in range(nb):
+        row = idx[r] if idx != NULL else start + r
+        d = D + r * h
+        for p in range(indptr[row], indptr[row + 1]):
+            g = GW + indices[p] * h
+            s = scale * data[p]
+            for j in range(c0, c1):
+                g[j] += s * d[j]
 
 
 cdef void debug_fail(const char* what) noexcept nogil:
