@@ -253,21 +253,29 @@ cdef void dense_backward_weights(floating* GW, const floating* A_prev, const flo
                  GW + lo, n_out)
 
 
+cdef inline void _csr_forward_block(floating* A, const Batch* X, const floating* W,
+                                    const floating* b, Py_ssize_t r0, Py_ssize_t r1,
+                                    Py_ssize_t n_in, Py_ssize_t n_out, int act) noexcept nogil:
+    csr_forward(A, W, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr, X.idx,
+                X.start, r0, r1, n_in, n_out)
+    if act >= 0:
+        bias_act_forward(A + r0 * n_out, n_out, b, r1 - r0, n_out, act)
+
+
 cdef void input_forward(floating* A, const Batch* X, const floating* W, const floating* b,
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
                         int n_threads) noexcept nogil:
-    """The first layer's dense_forward, reading CSR rows in place when X is sparse."""
-    cdef Py_ssize_t blk, n_blocks
+    """The first layer's dense_forward, reading CSR rows in place when X is sparse (cut
+    into row blocks; one block runs without a fork/join)."""
+    cdef Py_ssize_t blk, n_blocks = (nb + BLOCK - 1) // BLOCK
     if X.dense != NULL:
         dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, n_threads)
-        return
-    n_blocks = (nb + BLOCK - 1) // BLOCK
-    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-        csr_forward(A, W, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr, X.idx,
-                    X.start, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in, n_out)
-        if act >= 0:
-            bias_act_forward(A + blk * BLOCK * n_out, n_out, b,
-                             min(nb, (blk + 1) * BLOCK) - blk * BLOCK, n_out, act)
+    elif n_blocks == 1:
+        _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act)
+    else:
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            _csr_forward_block(A, X, W, b, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in,
+                               n_out, act)
 
 
 cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_ssize_t nb,
@@ -275,16 +283,18 @@ cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_
                             floating beta, int n_threads) noexcept nogil:
     """The first layer's dense_backward_weights, reading CSR rows in place when X is
     sparse (cut into column blocks of GW, so every entry is summed in row order)."""
-    cdef Py_ssize_t blk, n_blocks
+    cdef Py_ssize_t blk, n_blocks = (n_out + BLOCK - 1) // BLOCK
     if X.dense != NULL:
         dense_backward_weights(GW, <const floating*> X.dense, D, nb, n_in, n_out, scale, beta,
                                n_threads)
-        return
-    n_blocks = (n_out + BLOCK - 1) // BLOCK
-    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+    elif n_blocks == 1:
         csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr,
-                        X.idx, X.start, nb, n_in, n_out, scale, beta != 0, blk * BLOCK,
-                        min(n_out, (blk + 1) * BLOCK))
+                        X.idx, X.start, nb, n_in, n_out, scale, beta != 0, 0, n_out)
+    else:
+        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+            csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices,
+                            X.csr.indptr, X.idx, X.start, nb, n_in, n_out, scale, beta != 0,
+                            blk * BLOCK, min(n_out, (blk + 1) * BLOCK))
 
 
 cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
