@@ -65,6 +65,22 @@ def _data(name):
 # --------------------------------------------------------------------------------------
 
 
+# cymlp's own keyword-only parameters (dtype and the Keras-style controls) and defaults
+EXTRA_PARAMS = {
+    "dtype": None,
+    "init": None,
+    "dropout": 0.0,
+    "batch_normalization": False,
+    "weight_decay": 0.01,
+    "rho": 0.9,
+    "callbacks": None,
+}
+EXTRA_BY_NAME = {
+    "MLPClassifier": {**EXTRA_PARAMS, "class_weight": None},
+    "MLPRegressor": {**EXTRA_PARAMS, "huber_delta": 1.0},
+}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_signature_matches_sklearn_plus_dtype(name):
     sk = list(inspect.signature(getattr(sknn, name)).parameters.values())
@@ -78,9 +94,8 @@ def test_signature_matches_sklearn_plus_dtype(name):
 
     # same positional parameters in the same order, with the same defaults
     assert positional(cy) == positional(sk)
-    # the rest keyword-only, same defaults, plus dtype=None
-    expected = keyword_only(sk)
-    expected["dtype"] = None
+    # the rest keyword-only, same defaults, plus cymlp's own
+    expected = {**keyword_only(sk), **EXTRA_BY_NAME[name]}
     assert keyword_only(cy) == expected
     assert all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in cy)
 
@@ -88,8 +103,7 @@ def test_signature_matches_sklearn_plus_dtype(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_get_params_matches_sklearn_plus_dtype(name):
     cy, sk = _both(name)
-    expected = sk.get_params()
-    expected["dtype"] = None
+    expected = {**sk.get_params(), **EXTRA_BY_NAME[name]}
     assert cy.get_params() == expected
     cy.set_params(alpha=0.5, hidden_layer_sizes=(3, 2), dtype=np.float32)
     assert cy.alpha == 0.5 and cy.hidden_layer_sizes == (3, 2) and cy.dtype is np.float32

@@ -527,8 +527,10 @@ def test_clone_and_set_params_standalone(name):
     sk_params = getattr(sknn, name)().get_params()
     est = cls(dtype=np.float32, alpha=0.3, hidden_layer_sizes=(7, 3))
     params = est.get_params()
-    # the same parameters as scikit-learn's MLP, plus dtype
-    assert set(params) == set(sk_params) | {"dtype"}
+    # the same parameters as scikit-learn's MLP, plus dtype and the Keras-style controls
+    own = {"dtype", "init", "dropout", "batch_normalization", "weight_decay", "rho", "callbacks"}
+    own |= {"class_weight"} if name == "MLPClassifier" else {"huber_delta"}
+    assert set(params) == set(sk_params) | own
     c = clone(est)
     assert c is not est and c.get_params() == params
     assert c.set_params(alpha=0.5, dtype=np.float64) is c

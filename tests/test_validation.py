@@ -266,7 +266,7 @@ BAD_PARAMS = [
     dict(hidden_layer_sizes=(5, 0)),
     dict(hidden_layer_sizes=0),
     dict(hidden_layer_sizes=-3),
-    dict(activation="softplus"),
+    dict(activation="swish"),
     dict(solver="newton"),
     dict(learning_rate="cosine"),
     dict(alpha=-1.0),
@@ -297,10 +297,31 @@ def test_bad_parameters(name, params):
         getattr(cymlp, name)(**params).fit(X, y)
 
 
+# cymlp's own parameters (the reference has none of them)
+BAD_OWN_PARAMS = [
+    dict(init="zeros"),
+    dict(dropout=1.0),
+    dict(dropout=-0.1),
+    dict(dropout="half"),
+    dict(batch_normalization="yes"),
+    dict(weight_decay=-1.0),
+    dict(rho=1.0),
+    dict(callbacks="EarlyStopping"),
+]
+
+
+@pytest.mark.parametrize("params", BAD_OWN_PARAMS, ids=lambda p: repr(p))
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_own_parameters(name, params):
+    X, y = _data(name)
+    with pytest.raises(ValueError):
+        getattr(cymlp, name)(**params).fit(X, y)
+
+
 def test_bad_regression_loss():
     X, y = regression()
     with pytest.raises(ValueError):
-        cymlp.MLPRegressor(loss="huber").fit(X, y)
+        cymlp.MLPRegressor(loss="hinge").fit(X, y)
     with pytest.raises(ValueError):
         cymlp.MLPRegressor(loss="log_loss").fit(X, y)
 

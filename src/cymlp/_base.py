@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
     from ._typing import MatrixLike, PathLike
 
-_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+_STOCHASTIC_SOLVERS = ["sgd", "adam", "adamw", "rmsprop"]
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Hidden activations; 'sigmoid' is another name for 'logistic'.
+ACTIVATIONS = (
+    "identity", "logistic", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu",
+    "softplus",
+)  # fmt: skip
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal")
 
 
 class BaseMLP(BaseEstimator, ABC):
@@ -52,8 +58,8 @@ class BaseMLP(BaseEstimator, ABC):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", *_STOCHASTIC_SOLVERS})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -75,6 +81,12 @@ class BaseMLP(BaseEstimator, ABC):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dtype": "no_validation",  # checked in _requested_dtype
+        "init": [None, StrOptions(set(INITS))],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_normalization": ["boolean"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "callbacks": [list, tuple, None],
     }
 
     @abstractmethod
@@ -105,6 +117,12 @@ class BaseMLP(BaseEstimator, ABC):
         n_iter_no_change,
         max_fun,
         dtype,
+        init,
+        dropout,
+        batch_normalization,
+        weight_decay,
+        rho,
+        callbacks,
     ):
         self.activation = activation
         self.solver = solver
@@ -131,6 +149,12 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.init = init
+        self.dropout = dropout
+        self.batch_normalization = batch_normalization
+        self.weight_decay = weight_decay
+        self.rho = rho
+        self.callbacks = callbacks
 
     # ----------------------------------------------------------------- dtypes and input
     def _requested_dtype(self):

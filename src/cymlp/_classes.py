@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Real
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -9,7 +11,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -20,8 +22,10 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
     from typing_extensions import Self
 
+    from .callbacks import Callback
     from ._typing import (
         Activation,
+        Init,
         LayerSizes,
         LearningRate,
         MatrixLike,
@@ -34,10 +38,13 @@ _COMMON_PARAMETERS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of units of the ith hidden layer; ``()`` gives a
         network without hidden layers (a linear / logistic model).
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        Weight optimizer: L-BFGS-B (full batch), SGD with momentum, or Adam.
+    activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu', 'leaky_relu', \
+'elu', 'gelu', 'silu', 'softplus'}, default='relu'
+        Activation of the hidden layers. 'sigmoid' is another name for 'logistic';
+        'leaky_relu' has slope 0.01 below zero; 'gelu' is the exact (erf) form.
+    solver : {'lbfgs', 'sgd', 'adam', 'adamw', 'rmsprop'}, default='adam'
+        Weight optimizer: L-BFGS-B (full batch), SGD with momentum, Adam, Adam with
+        decoupled weight decay (`weight_decay`), or RMSprop (`rho`).
     alpha : float, default=0.0001
         Strength of the L2 penalty, divided by the (weighted) batch size.
     batch_size : int or 'auto', default='auto'
@@ -57,8 +64,10 @@ _COMMON_PARAMETERS = """
         scikit-learn's numbers.
     tol : float, default=1e-4
         Improvement below which an epoch counts as no progress.
-    verbose : bool, default=False
-        Print the loss after every epoch.
+    verbose : bool or int, default=False
+        True / 1 prints the loss after every epoch, as scikit-learn does; 2 shows a
+        live progress bar per epoch (needs tqdm) with the loss, the validation
+        metrics and the time left. (Keras numbers these two the other way round.)
     warm_start : bool, default=False
         Start `fit` from the previous solution.
     momentum : float, default=0.9
@@ -81,6 +90,32 @@ _COMMON_PARAMETERS = """
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Compute dtype. None follows X as scikit-learn does (float32 stays float32, the
         rest becomes float64); numpy.float32 trains float64 data at float32 speed.
+    init : {None, 'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal', \
+'lecun_normal'}, default=None
+        Weight initialisation. None is scikit-learn's scheme (uniform weights and
+        biases); the others are Keras's, with zero biases.
+    dropout : float or sequence of float, default=0.0
+        Dropout rate in [0, 1) for every hidden layer, or one rate per hidden layer.
+        Inverted dropout, in training only: prediction is deterministic. Masks come
+        from a counter-based generator keyed by a seed drawn once per fit from
+        `random_state` and by (epoch, row, unit), so they do not depend on the number
+        of threads. Not available with solver='lbfgs'.
+    batch_normalization : bool, default=False
+        Make every hidden layer dense (without bias) -> batch normalization ->
+        activation, as Keras's ``BatchNormalization`` (momentum 0.99, epsilon 1e-3):
+        batch statistics in training, running statistics in prediction. The batch
+        statistics ignore sample weights, and `alpha` does not penalise the learned
+        scales and shifts. The hidden `intercepts_` then stay zero. Stochastic
+        solvers only.
+    weight_decay : float, default=0.01
+        Decoupled weight decay of solver='adamw': every step also subtracts
+        ``learning_rate * weight_decay * W`` from the weights (not the biases).
+    rho : float, default=0.9
+        Decay rate of the squared-gradient average of solver='rmsprop'.
+    callbacks : list of Callback, default=None
+        Objects from :mod:`cymlp.callbacks` called at the start and the end of
+        training and after every epoch (early stopping, learning-rate schedules,
+        checkpoints). Stochastic solvers only.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -125,7 +160,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     Parameters
     ----------
-    {_COMMON_PARAMETERS}
+    {_COMMON_PARAMETERS}    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into `sample_weight`: a dict
+        ``{{class: weight}}`` (missing classes weigh 1) or 'balanced',
+        ``n_samples / (n_classes * bincount(y))``.
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray
@@ -140,6 +179,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     >>> clf.score(X, y) > 0.9
     True
     """
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def __init__(
         self,
@@ -168,6 +212,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         n_iter_no_change: int | float = 10,
         max_fun: int = 15000,
         dtype: DTypeLike | None = None,
+        init: Init | None = None,
+        dropout: float | Sequence[float] = 0.0,
+        batch_normalization: bool = False,
+        weight_decay: float = 0.01,
+        rho: float = 0.9,
+        class_weight: dict[Any, float] | Literal["balanced"] | None = None,
+        callbacks: Sequence[Callback] | None = None,
     ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -195,7 +246,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             dtype=dtype,
+            init=init,
+            dropout=dropout,
+            batch_normalization=batch_normalization,
+            weight_decay=weight_decay,
+            rho=rho,
+            callbacks=callbacks,
         )
+        self.class_weight = class_weight
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -365,9 +423,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     Parameters
     ----------
-    loss : {{'squared_error', 'poisson'}}, default='squared_error'
-        The loss; 'poisson' needs non-negative targets.
-    {_COMMON_PARAMETERS}
+    loss : {{'squared_error', 'poisson', 'absolute_error', 'huber'}}, \
+default='squared_error'
+        The loss; 'poisson' needs non-negative targets. 'absolute_error' and 'huber'
+        are robust to outliers in `y`.
+    {_COMMON_PARAMETERS}    huber_delta : float, default=1.0
+        Threshold of the 'huber' loss: squared below it, linear above.
+
     Attributes
     ----------
     {_COMMON_ATTRIBUTES}
@@ -384,7 +446,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     _parameter_constraints: dict = {
         **BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -415,6 +478,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         n_iter_no_change: int | float = 10,
         max_fun: int = 15000,
         dtype: DTypeLike | None = None,
+        init: Init | None = None,
+        dropout: float | Sequence[float] = 0.0,
+        batch_normalization: bool = False,
+        weight_decay: float = 0.01,
+        rho: float = 0.9,
+        huber_delta: float = 1.0,
+        callbacks: Sequence[Callback] | None = None,
     ) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -442,7 +512,14 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             dtype=dtype,
+            init=init,
+            dropout=dropout,
+            batch_normalization=batch_normalization,
+            weight_decay=weight_decay,
+            rho=rho,
+            callbacks=callbacks,
         )
+        self.huber_delta = huber_delta
 
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"

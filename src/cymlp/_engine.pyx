@@ -25,7 +25,7 @@ from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, EXP, IDENTITY, LOGISTIC, RELU, SOFTMAX, TANH,
                         act_backward, bias_act_forward, bias_grad, csr_forward,
                         csr_weight_grad, debug_fail, gather_rows, output_loss_backward)
-from ._optim cimport StepConfig, step, ADAM
+from ._optim cimport StepConfig, step, ADAM, ADAMW
 from ._optim import n_partials
 from ._threads import blas_single_threaded
 
@@ -409,7 +409,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             loss /= n_out  # scikit-learn averages squared error over outputs
         total += (loss + 0.5 * alpha * sq / sw_sum) * nb
         cfg.l2 = alpha / sw_sum
-        if cfg.kind == ADAM:
+        if cfg.kind == ADAM or cfg.kind == ADAMW:  # bias-corrected step size
             adam_t += 1
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
@@ -654,6 +654,8 @@ cdef class Network:
         cfg.beta_2 = c["beta_2"]
         cfg.epsilon = c["epsilon"]
         cfg.l2 = 0
+        cfg.decay = c.get("decay", 0.0)
+        cfg.rho = c.get("rho", 0.0)
         cdef long adam_t = getattr(optimizer, "t", 0)
         cdef Buffers buf
         buf.params = _ptr(self.params)

@@ -1,7 +1,7 @@
 from cython cimport floating
 
 cdef struct StepConfig:
-    int kind            # SGD or ADAM
+    int kind            # an OptimizerKind
     double lr           # the step size for this step (Adam: already bias-corrected)
     double momentum
     bint nesterov
@@ -9,10 +9,15 @@ cdef struct StepConfig:
     double beta_2
     double epsilon
     double l2           # alpha / sum of sample weights: L2 gradient folded into the step
+    double decay        # ADAMW: decoupled decay, w -= decay * w (the base step size times
+                        # weight_decay), on the weights only
+    double rho          # RMSPROP: decay rate of the squared-gradient average
 
 cdef enum OptimizerKind:
     SGD = 0
     ADAM = 1
+    ADAMW = 2
+    RMSPROP = 3
 
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
                  floating* s2, Py_ssize_t n, Py_ssize_t n_decay, double* partial,

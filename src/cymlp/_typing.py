@@ -26,10 +26,14 @@ LayerSizes = int | Sequence[int] | NDArray[np.integer[Any]]
 #: The `random_state` parameter.
 RandomStateLike = int | np.random.RandomState | None
 
-Activation = Literal["identity", "logistic", "tanh", "relu"]
-Solver = Literal["lbfgs", "sgd", "adam"]
+Activation = Literal[
+    "identity", "logistic", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu",
+    "softplus",
+]  # fmt: skip
+Solver = Literal["lbfgs", "sgd", "adam", "adamw", "rmsprop"]
 LearningRate = Literal["constant", "invscaling", "adaptive"]
-RegressionLoss = Literal["squared_error", "poisson"]
+RegressionLoss = Literal["squared_error", "poisson", "absolute_error", "huber"]
+Init = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -45,6 +49,7 @@ else:
 
 __all__ = [
     "Activation",
+    "Init",
     "LayerSizes",
     "LearningRate",
     "MatrixLike",
