@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _persistence, _training
+from . import _init, _persistence, _training
 from ._engine import Network
 from ._typing import fit_context
 
@@ -243,14 +243,8 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
         self._network = Network(layer_units, self.activation, self.out_activation_, dtype)
-        # scikit-learn's Glorot-uniform draws: per layer the weights, then the intercepts.
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for coef, intercept, fan_in, fan_out in zip(
-            self._network.coefs, self._network.intercepts, layer_units[:-1], layer_units[1:]
-        ):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            coef[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
-            intercept[...] = self._random_state.uniform(-bound, bound, fan_out)
+        # init=None: scikit-learn's draws exactly; otherwise Keras's scheme (see _init).
+        _init.initialize_weights(self.init, self.activation, self._random_state, self._network)
         self._bind_views()
         self._best_params = self._network.params.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
