@@ -275,6 +275,7 @@ class BaseMLP(BaseEstimator, ABC):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_targets(y)
+        sample_weight = self._weight_classes(y, sample_weight, incremental)
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -307,6 +308,10 @@ class BaseMLP(BaseEstimator, ABC):
 
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""
+
+    def _weight_classes(self, y, sample_weight, incremental):
+        """Hook: the sample weights with the class weights multiplied in (classifier)."""
+        return sample_weight
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:

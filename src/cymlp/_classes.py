@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
     from typing_extensions import Self
 
-    from .callbacks import Callback
     from ._typing import (
         Activation,
         Init,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         RegressionLoss,
         Solver,
     )
+    from .callbacks import Callback
 
 _COMMON_PARAMETERS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -161,9 +162,16 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     Parameters
     ----------
     {_COMMON_PARAMETERS}    class_weight : dict, 'balanced' or None, default=None
-        Weights of the classes, multiplied into `sample_weight`: a dict
-        ``{{class: weight}}`` (missing classes weigh 1) or 'balanced',
-        ``n_samples / (n_classes * bincount(y))``.
+        Weights of the classes, multiplied into `sample_weight` (in `fit` and
+        `partial_fit`; with early stopping the held-out rows keep theirs, so the
+        validation score is weighted too): a dict ``{{class: weight}}`` (missing
+        classes weigh 1; a key that is not a class raises ValueError) or 'balanced',
+        ``n_samples / (n_classes * bincount(y))`` computed from the `y` given to
+        `fit` (the counts weighted by `sample_weight` when given, as in
+        scikit-learn's ``compute_class_weight``). As in scikit-learn's
+        SGDClassifier, 'balanced' raises in `partial_fit` (one call's `y` does not
+        give the class frequencies: pass a dict computed once instead). Not
+        supported for multilabel targets (ValueError).
 
     Attributes
     ----------
@@ -257,6 +265,44 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _weight_classes(self, y, sample_weight, incremental):
+        """`sample_weight` times the weight of each row's class (`y`: the binarized 2-D
+        targets); a new array when `sample_weight` is None."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError(
+                "class_weight is not supported for multilabel targets (a row has several "
+                "classes); pass sample_weight instead."
+            )
+        if isinstance(self.class_weight, str) and incremental:
+            # scikit-learn's rule (SGDClassifier): one call's y is not the class balance
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: one batch "
+                "does not give the class frequencies. Compute the weights once with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y) on (a large enough sample of) the whole training "
+                "target and pass them as a dict."
+            )
+        # the class index of every row: binary targets have one column (1 = classes_[1])
+        index = y[:, 0].astype(np.intp) if y.shape[1] == 1 else np.argmax(y, axis=1)
+        classes = self.classes_
+        if isinstance(self.class_weight, str):
+            weights = compute_class_weight(
+                "balanced", classes=classes, y=classes[index], sample_weight=sample_weight
+            )
+        else:
+            known = set(classes.tolist())
+            unknown = [k for k in self.class_weight if k not in known]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has keys {unknown} that are not classes; the classes "
+                    f"are {classes.tolist()}."
+                )
+            weights = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()])
+        row_weights = np.asarray(weights, dtype=np.float64)[index]
+        return row_weights if sample_weight is None else sample_weight * row_weights
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
