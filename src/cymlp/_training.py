@@ -13,7 +13,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._optim import AdamOptimizer, SGDOptimizer
+from ._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from ._threads import blas_single_threaded
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
@@ -43,6 +43,18 @@ def make_optimizer(est, network):
             est.momentum,
             est.nesterovs_momentum,
             est.power_t,
+        )
+    if est.solver == "rmsprop":
+        return RMSpropOptimizer(n, dtype, est.learning_rate_init, est.rho, est.epsilon)
+    if est.solver == "adamw":
+        return AdamWOptimizer(
+            n,
+            dtype,
+            est.learning_rate_init,
+            est.beta_1,
+            est.beta_2,
+            est.epsilon,
+            est.weight_decay,
         )
     return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
 
