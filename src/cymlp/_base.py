@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _init, _persistence, _training
+from . import _init, _persistence, _summary, _training
 from ._engine import Network
 from ._typing import fit_context
 
@@ -358,6 +358,28 @@ class BaseMLP(BaseEstimator, ABC):
         cymlp.load : Read the file back.
         """
         _persistence.save(self, path)
+
+    def summary(self) -> str:
+        """A Keras-like table of the fitted network: its layers and parameter counts.
+
+        One row per layer: the input, each hidden dense layer (output shape, activation,
+        dropout rate, batch normalization) and the output layer (its output
+        activation), with its parameter count; then the total, trainable and
+        non-trainable parameter counts (batch normalization's running means and
+        variances are non-trainable, as in Keras) and the memory the parameters take
+        in the compute dtype.
+
+        Returns
+        -------
+        table : str
+            The table, one line per row: ``print(estimator.summary())`` shows it.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted (the input width is not known yet).
+        """
+        return _summary.summary(self)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
