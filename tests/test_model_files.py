@@ -312,3 +312,166 @@ def test_unsavable_class_labels_raise(tmp_path):
     est._label_binarizer.classes_ = np.array([1, "b", 2.5], dtype=object)
     with pytest.raises(ValueError, match="class labels"):
         est.save(tmp_path / "bad")
+
+
+# --------------------------------------------------------------------------------------
+# Format version 2: the Keras-style state; version 1 files still load
+# --------------------------------------------------------------------------------------
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _header(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(npz["header"].tobytes().decode())
+
+
+def _iris_labels():
+    X, y = _iris()
+    return X, np.array(["setosa", "versicolor", "virginica"])[y]
+
+
+def test_new_files_are_version_2_with_the_network_config(tmp_path):
+    clf, X, y = _fitted_classifier()
+    clf.save(tmp_path / "m")
+    header = _header(tmp_path / "m")
+    assert header["format_version"] == _persistence.FORMAT_VERSION == 2
+    net = header["state"]["network"]
+    assert net["layer_units"] == [4, 8, 4, 3]
+    assert net["hidden_activation"] == "relu" and net["output_activation"] == "softmax"
+    if hasattr(clf._network, "config"):
+        assert net == {**clf._network.config(), "dtype": "<f8"}
+
+
+def test_version_1_file_loads_predicts_and_continues():
+    """tests/data/model_v1_iris.cymlp was written by the version 1 writer (commit
+    6744f10): iris with string labels, hidden (6, 4), adam, 5 epochs, random_state=0;
+    the .npy files hold its predict_proba before and after one more partial_fit."""
+    path = os.path.join(DATA, "model_v1_iris.cymlp")
+    assert _header(path)["format_version"] == 1
+    X, labels = _iris_labels()
+    loaded = cymlp.load(path)
+    assert_array_equal(loaded.classes_, ["setosa", "versicolor", "virginica"])
+    expected = np.load(os.path.join(DATA, "model_v1_iris_proba.npy"))
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-12, atol=1e-15)
+    loaded.partial_fit(X, labels)
+    expected = np.load(os.path.join(DATA, "model_v1_iris_proba_after_partial_fit.npy"))
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-10, atol=1e-13)
+    assert not hasattr(loaded, "history_")
+
+
+def test_version_1_file_from_before_the_keras_parameters(tmp_path):
+    """A version 1 file whose parameters predate init, dropout, ...: they take their
+    defaults."""
+    path = tmp_path / "old"
+    path.write_bytes(open(os.path.join(DATA, "model_v1_iris.cymlp"), "rb").read())
+    new = ("init", "dropout", "batch_normalization", "weight_decay", "rho", "callbacks")
+    new += ("class_weight",)
+    _rewrite_header(path, lambda h: [h["params"].pop(name) for name in new])
+    loaded = cymlp.load(path)
+    defaults = MLPClassifier().get_params()
+    for name in new:
+        assert getattr(loaded, name) == defaults[name]
+    X, _ = _iris_labels()
+    expected = np.load(os.path.join(DATA, "model_v1_iris_proba.npy"))
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_callbacks_are_saved_as_none_with_warning(tmp_path):
+    from cymlp.callbacks import Callback
+
+    clf, X, y = _fitted_classifier(callbacks=[Callback()])
+    with pytest.warns(UserWarning, match="callbacks"):
+        clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert loaded.callbacks is None
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+KERAS_PARAMS = [
+    dict(solver="adamw", weight_decay=0.05, init="he_normal"),
+    dict(solver="rmsprop", rho=0.8, init="glorot_uniform", class_weight={0: 2.0, 2: 0.5}),
+    dict(solver="adam", class_weight="balanced", init="lecun_normal"),
+]
+
+
+@pytest.mark.parametrize("kw", KERAS_PARAMS)
+def test_keras_parameters_round_trip_and_training_continues(tmp_path, kw):
+    clf, X, y = _fitted_classifier(**kw)
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    for name, value in clf.get_params().items():
+        assert type(loaded.get_params()[name]) is type(value), name
+        assert loaded.get_params()[name] == value, name
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    if kw.get("class_weight") == "balanced":
+        return  # 'balanced' does not allow partial_fit
+    twin = pickle.loads(pickle.dumps(clf))
+    for est in (twin, loaded):
+        est.partial_fit(X, y)
+    assert_array_equal(loaded._network.params, twin._network.params)
+
+
+def test_changed_base_learning_rate_round_trips(tmp_path):
+    """A schedule callback changes the optimizer's base step size (Adam keeps it in
+    learning_rate_init): the file keeps it, not the estimator's learning_rate_init."""
+    clf, X, y = _fitted_classifier(solver="adam")
+    clf._optimizer.set_base_learning_rate(0.0123)
+    twin = pickle.loads(pickle.dumps(clf))
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert loaded._optimizer.base_learning_rate == 0.0123
+    assert loaded._optimizer.learning_rate == twin._optimizer.learning_rate
+    for est in (twin, loaded):
+        est.partial_fit(X, y)
+    assert_array_equal(loaded._network.params, twin._network.params)
+
+
+def test_history_round_trips_every_key(tmp_path):
+    clf, X, y = _fitted_classifier()
+    history = {
+        "loss": [1.5, 1.25, 1.0],
+        "score": [0.5, 0.625, 0.75],
+        "val_loss": [1.6, 1.4, np.nan],
+        "val_score": [0.4, 0.5, 0.6],
+        "learning_rate": [0.001, 0.001, 0.0005],
+        "epoch_time": [0.01, 0.02, 0.015],
+        "my_metric": [],
+    }
+    clf.history_ = history
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert list(loaded.history_) == list(history)
+    for key, values in history.items():
+        assert all(type(v) is float for v in loaded.history_[key])
+        np.testing.assert_array_equal(loaded.history_[key], values)
+
+
+def test_history_entry_that_is_not_numbers_is_skipped_with_warning(tmp_path):
+    clf, X, y = _fitted_classifier()
+    clf.history_ = {"loss": [1.0, 0.5], "notes": ["fast", "slow"]}
+    with pytest.warns(UserWarning, match="notes"):
+        clf.save(tmp_path / "m")
+    assert cymlp.load(tmp_path / "m").history_ == {"loss": [1.0, 0.5]}
+
+
+def test_unknown_state_entries_are_not_restored(tmp_path):
+    clf, X, y = _fitted_classifier()
+    clf.save(tmp_path / "m")
+    _rewrite_header(tmp_path / "m", lambda h: h["state"].update(predict="x", _network=1))
+    loaded = cymlp.load(tmp_path / "m")
+    assert callable(loaded.predict)
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_history_array_is_checked(tmp_path):
+    clf, X, y = _fitted_classifier()
+    clf.history_ = {"loss": [1.0, 0.5]}
+    clf.save(tmp_path / "m")
+    with np.load(tmp_path / "m", allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    members["history_0"] = members["history_0"] * 2
+    with open(tmp_path / "m", "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(ValueError, match="checksum"):
+        cymlp.load(tmp_path / "m")

@@ -5,7 +5,12 @@ A model file is a zip archive of .npy arrays written by numpy (`np.savez`) and r
 UTF-8 JSON document: the format version, the estimator class, its parameters and its
 scalar fitted state, with the SHA-256 of every other member; the other members are plain
 numeric (or fixed-width unicode) arrays: the flat parameter buffer, the optimizer state,
-classes, feature names, curves.
+classes, feature names, curves, the training history, batch-normalization running
+statistics.
+
+Format versions: 2 stores the network's construction arguments (`Network.config()`:
+dropout, batch normalization, robust losses) and its running statistics, the history and
+the optimizer's base step size; version 1 (four network fields) is still read.
 
 JSON has no tuples, typed dict keys, numpy dtypes or infinities, so values are written in
 a small tagged form (`_encode` / `_decode`) that gives back the same types.
@@ -34,7 +39,21 @@ if TYPE_CHECKING:
     from ._typing import PathLike
 
 FORMAT_NAME = "cymlp-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+# Scalar fitted attributes stored in the header's "state"; only these are restored.
+_STATE_SCALARS = (
+    "n_features_in_",
+    "n_outputs_",
+    "n_layers_",
+    "out_activation_",
+    "n_iter_",
+    "t_",
+    "loss_",
+    "best_loss_",
+    "best_validation_score_",
+    "_no_improvement_count",
+)
 
 
 class _Unstorable(Exception):
@@ -122,18 +141,7 @@ def save(estimator, path):
 
     arrays = {"params": estimator._network.params}
     state = {}
-    for name in (
-        "n_features_in_",
-        "n_outputs_",
-        "n_layers_",
-        "out_activation_",
-        "n_iter_",
-        "t_",
-        "loss_",
-        "best_loss_",
-        "best_validation_score_",
-        "_no_improvement_count",
-    ):
+    for name in _STATE_SCALARS:
         if hasattr(estimator, name):
             state[name] = _encode(_plain(getattr(estimator, name)))
     for name in ("loss_curve_", "validation_scores_"):
@@ -144,17 +152,36 @@ def save(estimator, path):
     if hasattr(estimator, "feature_names_in_"):
         arrays["feature_names_in_"] = _text_array(estimator.feature_names_in_)
     network = estimator._network
-    state["network"] = {
-        "layer_units": network.layer_units,
-        "hidden_activation": network.hidden_activation,
-        "output_activation": network.output_activation,
-        "dtype": network.dtype.str,
-    }
+    state["network"] = _network_config(network)
+    running = getattr(network, "running", None)
+    if running is not None:
+        arrays["running"] = running
+    history = getattr(estimator, "history_", None)
+    if history is not None:
+        keys = []
+        for key, values in history.items():
+            try:
+                values = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                values = None
+            if not isinstance(key, str) or values is None or values.ndim != 1:
+                warnings.warn(
+                    f"history_[{key!r}] is not a list of numbers; it is not saved.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
+            arrays[f"history_{len(keys)}"] = values
+            keys.append(key)
+        state["history_keys"] = keys
     optimizer = getattr(estimator, "_optimizer", None)
     if optimizer is not None:
         state["optimizer"] = {
             "kind": optimizer.kind,
             "learning_rate": float(optimizer.learning_rate),
+            "base_learning_rate": float(
+                getattr(optimizer, "base_learning_rate", optimizer.learning_rate)
+            ),
             "t": int(getattr(optimizer, "t", 0)),
         }
         for i, buf in enumerate(optimizer.state_arrays()):
@@ -191,6 +218,21 @@ def save(estimator, path):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _network_config(network):
+    """The network's construction arguments as JSON (dtype as its string)."""
+    if hasattr(network, "config"):
+        config = dict(network.config())
+    else:  # an engine without Network.config: the version 1 fields
+        config = {
+            "layer_units": network.layer_units,
+            "hidden_activation": network.hidden_activation,
+            "output_activation": network.output_activation,
+        }
+    config["layer_units"] = [int(u) for u in config["layer_units"]]
+    config["dtype"] = np.dtype(network.dtype).str
+    return config
 
 
 def _plain(value):
@@ -311,7 +353,9 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
 def _restore(header, arrays):
     from ._classes import MLPClassifier, MLPRegressor
 
-    # (format version 1 is the only one so far; older versions would be upgraded here)
+    # Version 1 differs only by what it lacks: its network entry has four fields (the
+    # defaults of the others give the same network), and it has no running statistics,
+    # history or base step size. So both versions are read by the same code.
     for name, digest in header["sha256"].items():
         if name not in arrays or _digest(arrays[name]) != digest:
             raise ValueError(f"array {name!r} is missing or damaged (checksum mismatch)")
@@ -324,18 +368,25 @@ def _restore(header, arrays):
     estimator = cls(**params)
     state = header["state"]
 
-    net = state["network"]
-    network = Network(
-        net["layer_units"],
-        net["hidden_activation"],
-        net["output_activation"],
-        _numeric_dtype(net["dtype"]),
-    )
+    net = dict(state["network"])
+    net["dtype"] = _numeric_dtype(net["dtype"])
+    network = Network(**net)
     _copy_into(network.params, arrays["params"], "params")
+    if "running" in arrays:
+        _copy_into(network.running, arrays["running"], "running")
+    elif getattr(network, "running", np.empty(0)).size:
+        raise ValueError("the running statistics of batch normalization are missing")
     estimator._network = network
-    for name, value in state.items():
-        if name not in ("network", "optimizer", "label_binarizer"):
-            setattr(estimator, name, _decode(value))
+    for name in _STATE_SCALARS:
+        if name in state:
+            setattr(estimator, name, _decode(state[name]))
+    if "history_keys" in state:
+        keys = state["history_keys"]
+        if not all(isinstance(k, str) for k in keys):
+            raise ValueError("history keys are not strings")
+        estimator.history_ = {
+            key: [float(v) for v in arrays[f"history_{i}"]] for i, key in enumerate(keys)
+        }
     if (
         not isinstance(estimator.n_features_in_, Integral)
         or network.layer_units[0] != estimator.n_features_in_
@@ -369,9 +420,12 @@ def _restore(header, arrays):
         optimizer = make_optimizer(estimator, network)
         if optimizer.kind != info["kind"]:
             raise ValueError("optimizer state does not match the solver parameter")
-        optimizer.learning_rate = float(info["learning_rate"])
         if hasattr(optimizer, "t"):
             optimizer.t = int(info["t"])
+        if "base_learning_rate" in info and hasattr(optimizer, "set_base_learning_rate"):
+            # a schedule or ReduceLROnPlateau may have changed it (Adam: learning_rate_init)
+            optimizer.set_base_learning_rate(float(info["base_learning_rate"]))
+        optimizer.learning_rate = float(info["learning_rate"])
         for i, buf in enumerate(optimizer.state_arrays()):
             _copy_into(buf, arrays[f"optimizer_{i}"], f"optimizer_{i}")
         estimator._optimizer = optimizer
