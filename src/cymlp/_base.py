@@ -242,7 +242,16 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._network = Network(layer_units, self.activation, self.out_activation_, dtype)
+        self._network = Network(
+            layer_units,
+            self.activation,
+            self.out_activation_,
+            dtype,
+            dropout=self._dropout_rates(len(layer_units) - 2),
+            batch_norm=self.batch_normalization,
+            loss=self.loss if self.loss in ("absolute_error", "huber") else "squared_error",
+            huber_delta=getattr(self, "huber_delta", 1.0),
+        )
         # init=None: scikit-learn's draws exactly; otherwise Keras's scheme (see _init).
         _init.initialize_weights(self.init, self.activation, self._random_state, self._network)
         self._bind_views()
@@ -264,6 +273,8 @@ class BaseMLP(BaseEstimator, ABC):
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
         hidden_layer_sizes = list(hidden_layer_sizes)
+        if not all(isinstance(h, Integral) for h in hidden_layer_sizes):
+            raise TypeError(f"hidden_layer_sizes must be integers, got {hidden_layer_sizes}")
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         self._requested_dtype()
@@ -305,6 +316,18 @@ class BaseMLP(BaseEstimator, ABC):
                 " contain large values and need to be preprocessed."
             )
         return self
+
+    def _dropout_rates(self, n_hidden):
+        """The `dropout` parameter as one rate per hidden layer."""
+        rates = np.atleast_1d(np.asarray(self.dropout, dtype=np.float64))
+        if rates.ndim != 1 or (rates.size != 1 and rates.size != n_hidden):
+            raise ValueError(
+                f"dropout must be one rate or one per hidden layer ({n_hidden}), got "
+                f"{self.dropout!r}"
+            )
+        if not np.all((rates >= 0) & (rates < 1)):
+            raise ValueError(f"dropout rates must lie in [0, 1), got {self.dropout!r}")
+        return [float(r) for r in np.broadcast_to(rates, (n_hidden,))] if n_hidden else []
 
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""

@@ -22,15 +22,23 @@ from cython.parallel cimport prange
 cimport openmp
 
 from ._blas cimport gemm
-from ._kernels cimport (CYMLP_DEBUG, EXP, IDENTITY, LOGISTIC, RELU, SOFTMAX, TANH,
-                        act_backward, bias_act_forward, bias_grad, csr_forward,
-                        csr_weight_grad, debug_fail, gather_rows, output_loss_backward)
+from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
+                        SILU, SOFTMAX, SOFTPLUS, TANH, SQUARED, ABSOLUTE, HUBER,
+                        act_backward, batchnorm_backward, batchnorm_forward,
+                        bias_act_forward, bias_grad, csr_forward, csr_weight_grad,
+                        debug_fail, dropout_apply, gather_rows, needs_pre,
+                        output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
 from ._optim import n_partials
 from ._threads import blas_single_threaded
 
-HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-                      "relu": RELU}
+HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "sigmoid": LOGISTIC,
+                      "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU,
+                      "gelu": GELU, "silu": SILU, "softplus": SOFTPLUS}
+REGRESSION_LOSSES = {"squared_error": SQUARED, "absolute_error": ABSOLUTE, "huber": HUBER}
+# Batch normalization, as Keras's BatchNormalization layer.
+cdef double BN_MOMENTUM = 0.99
+cdef double BN_EPSILON = 1e-3
 OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY,
                       "exp": EXP}
 # Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
@@ -46,7 +54,22 @@ cdef struct Net:
     const Py_ssize_t* d_off      # offset of D_l
     int hidden_act
     int out_act
+    int out_loss                 # identity output: SQUARED, ABSOLUTE or HUBER
+    double huber_delta
     int n_threads                # OpenMP threads; BLAS runs single-threaded inside them
+    bint training                # dropout masks and batch statistics on
+    bint update_running          # training also updates the running statistics
+    # per hidden layer l = 1..L-1 (index 0 unused):
+    const double* drop_rate      # dropout rate (0: none)
+    const unsigned long long* drop_key  # this epoch's mask key
+    const Py_ssize_t* pre_off    # offset of the kept pre-activations in the workspace
+    bint batch_norm
+    const Py_ssize_t* xh_off     # offset of the normalized values in the workspace
+    const Py_ssize_t* st_off     # offset of the batch means (variances follow)
+    const Py_ssize_t* g_off      # offset of gamma_l in params (beta_l follows)
+    void* running                # running means and variances: [mean_1, var_1, mean_2, ...]
+    const Py_ssize_t* r_off      # offset of layer l's running mean (its variance follows)
+    double* acc                  # double scratch, two per unit of the widest layer
 
 
 cdef struct Rows:
@@ -77,7 +100,7 @@ cdef struct Batch:
     # the first layer reads in place (sparse input is never densified).
     const void* dense           # (nb, n_features), or NULL for CSR
     const Rows* csr
-    const Py_ssize_t* idx       # CSR row of batch row r: idx[r], or start + r when NULL
+    const Py_ssize_t* idx       # data row of batch row r: idx[r], or start + r when NULL
     Py_ssize_t start
 
 
@@ -105,14 +128,13 @@ cdef Batch batch_rows(const Rows* X, const Py_ssize_t* order, Py_ssize_t start,
     gathered into buf (or used in place), CSR rows are only pointed at."""
     cdef Batch b
     b.csr = NULL
-    b.idx = NULL
+    b.idx = order + start if order != NULL else NULL
     b.start = start
     if X.dense != NULL:
         b.dense = load_rows(X, order, start, nb, buf, n_threads)
     else:
         b.dense = NULL
         b.csr = X
-        b.idx = order + start if order != NULL else NULL
     return b
 
 
@@ -171,11 +193,44 @@ cdef inline Py_ssize_t _lo(Py_ssize_t blk, Py_ssize_t n_blocks, Py_ssize_t size)
     return blk * size // n_blocks
 
 
+cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
+                                  Py_ssize_t ld, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t c0,
+                                  Py_ssize_t nc, int act, const Net* net, int l,
+                                  const Batch* X) noexcept nogil:
+    """The elementwise work that follows layer l's GEMM, on the block of rows r0:r0+nr
+    and columns c0:c0+nc of A (rows ld apart): bias and activation (keeping the
+    pre-activation in pre, when given), then dropout in training. act < 0: none."""
+    if act < 0:
+        return
+    bias_act_forward(A + r0 * ld + c0, ld, b + c0, nr, nc, act,
+                     pre + r0 * ld + c0 if pre != NULL else NULL)
+    if net.training and l < net.n_layers and net.drop_rate[l] > 0:
+        dropout_apply(A + r0 * ld + c0, ld, nr, nc, X.idx + r0 if X.idx != NULL else NULL,
+                      X.start + r0, c0, net.drop_key[l], net.drop_rate[l])
+
+
+cdef inline void backward_epilogue(floating* D, const floating* S, Py_ssize_t ld,
+                                   Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t c0,
+                                   Py_ssize_t nc, const Net* net, int l,
+                                   const Batch* X) noexcept nogil:
+    """Hidden layer l, on a block of D (as forward_epilogue's): from the gradient with
+    respect to the layer's output to the one with respect to its activation's input:
+    dropout's mask, then the activation's derivative. S: the layer's stored outputs, or
+    its pre-activations when needs_pre(act)."""
+    cdef floating unscale = 1
+    if net.drop_rate[l] > 0:
+        dropout_apply(D + r0 * ld + c0, ld, nr, nc, X.idx + r0 if X.idx != NULL else NULL,
+                      X.start + r0, c0, net.drop_key[l], net.drop_rate[l])
+        unscale = <floating> (1 - net.drop_rate[l])
+    act_backward(D + r0 * ld + c0, S + r0 * ld + c0, ld, nr, nc, net.hidden_act, unscale)
+
+
 cdef void dense_forward(floating* A, const floating* X, const floating* W, const floating* b,
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
-                        int n_threads) noexcept nogil:
-    """A (nb, n_out) = act(X (nb, n_in) @ W (n_in, n_out) + b); act < 0 skips bias and
-    activation. Softmax needs whole rows, so it is cut into row blocks only."""
+                        floating* pre, const Net* net, int l, const Batch* rows) noexcept nogil:
+    """A (nb, n_out) = act(X (nb, n_in) @ W (n_in, n_out) + b), then dropout when
+    training (forward_epilogue; rows says which data rows these are); act < 0 skips the
+    epilogue. Softmax needs whole rows, so it is cut into row blocks only."""
     cdef bint by_rows
     cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, &by_rows)
     if act == SOFTMAX and not by_rows:
@@ -184,51 +239,107 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
     if n_blocks == 1:
         gemm(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, <floating> 0,
              A, n_out)
-        if act >= 0:
-            bias_act_forward(A, n_out, b, nb, n_out, act)
+        forward_epilogue(A, pre, b, n_out, 0, nb, 0, n_out, act, net, l, rows)
     elif by_rows:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
             lo = _lo(blk, n_blocks, nb)
             width = _lo(blk + 1, n_blocks, nb) - lo
             gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
                  n_out, <floating> 0, A + lo * n_out, n_out)
-            if act >= 0:
-                bias_act_forward(A + lo * n_out, n_out, b, width, n_out, act)
+            forward_epilogue(A, pre, b, n_out, lo, width, 0, n_out, act, net, l, rows)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
             lo = _lo(blk, n_blocks, n_out)
             width = _lo(blk + 1, n_blocks, n_out) - lo
             gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
                  <floating> 0, A + lo, n_out)
-            if act >= 0:
-                bias_act_forward(A + lo, n_out, b + lo, nb, width, act)
+            forward_epilogue(A, pre, b, n_out, 0, nb, lo, width, act, net, l, rows)
 
 
 cdef void dense_backward_input(floating* Dp, const floating* D, const floating* W,
-                               const floating* A_prev, Py_ssize_t nb, Py_ssize_t n_in,
-                               Py_ssize_t n_out, int act, int n_threads) noexcept nogil:
-    """Dp (nb, n_in) = (D (nb, n_out) @ W.T) * act'(A_prev): the loss gradient with
-    respect to the previous layer's pre-activations."""
+                               const floating* S, Py_ssize_t nb, Py_ssize_t n_in,
+                               Py_ssize_t n_out, const Net* net, int l,
+                               const Batch* rows) noexcept nogil:
+    """Dp (nb, n_in) = backward_epilogue(D (nb, n_out) @ W.T): the loss gradient with
+    respect to the input of hidden layer l's activation (l = the layer before W)."""
     cdef bint by_rows
     cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_in, n_out, &by_rows)
     if n_blocks == 1:
         gemm(False, True, nb, n_in, n_out, <floating> 1, D, n_out, W, n_out, <floating> 0,
              Dp, n_in)
-        act_backward(Dp, A_prev, n_in, nb, n_in, act)
+        backward_epilogue(Dp, S, n_in, 0, nb, 0, n_in, net, l, rows)
     elif by_rows:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
             lo = _lo(blk, n_blocks, nb)
             width = _lo(blk + 1, n_blocks, nb) - lo
             gemm(False, True, width, n_in, n_out, <floating> 1, D + lo * n_out, n_out, W,
                  n_out, <floating> 0, Dp + lo * n_in, n_in)
-            act_backward(Dp + lo * n_in, A_prev + lo * n_in, n_in, width, n_in, act)
+            backward_epilogue(Dp, S, n_in, lo, width, 0, n_in, net, l, rows)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
             lo = _lo(blk, n_blocks, n_in)
             width = _lo(blk + 1, n_blocks, n_in) - lo
             gemm(False, True, nb, width, n_out, <floating> 1, D, n_out, W + lo * n_out,
                  n_out, <floating> 0, Dp + lo, n_in)
-            act_backward(Dp + lo, A_prev + lo, n_in, nb, width, act)
+            backward_epilogue(Dp, S, n_in, 0, nb, lo, width, net, l, rows)
+
+
+cdef inline Py_ssize_t _column_blocks(Py_ssize_t nb, Py_ssize_t m) noexcept nogil:
+    """Column blocks for the batch-normalization passes: one below GATHER_SPLIT_MIN."""
+    return 1 if nb * m < GATHER_SPLIT_MIN else (m + 63) // 64
+
+
+cdef inline void _bn_forward_block(const Net* net, const floating* P, floating* ws, int l,
+                                   Py_ssize_t nb, const Batch* X, floating* A, floating* mean,
+                                   floating* pre, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    cdef Py_ssize_t m = net.units[l]
+    cdef const floating* gamma = P + net.g_off[l]
+    batchnorm_forward(A, ws + net.xh_off[l], mean, mean + m, gamma, gamma + m, net.acc, nb,
+                      m, c0, c1, BN_EPSILON, True)
+    # (the hidden bias is zero under batch normalization: beta shifts instead)
+    forward_epilogue(A, pre, P + net.b_off[l - 1], m, 0, nb, c0, c1 - c0, net.hidden_act,
+                     net, l, X)
+
+
+cdef void bn_forward(const Net* net, const floating* P, floating* ws, int l, Py_ssize_t nb,
+                     const Batch* X) noexcept nogil:
+    """Hidden layer l under batch normalization, after its GEMM (A_l holds X W): batch
+    statistics, normalize, scale and shift, then the activation and dropout; updates the
+    running statistics when asked."""
+    cdef Py_ssize_t m = net.units[l], blk, c0, c1, j, n_blocks = _column_blocks(nb, m)
+    cdef floating* A = ws + net.a_off[l]
+    cdef floating* mean = ws + net.st_off[l]
+    cdef floating* pre = ws + net.pre_off[l] if needs_pre(net.hidden_act) else NULL
+    cdef floating* running = <floating*> net.running + net.r_off[l]
+    if n_blocks == 1:
+        _bn_forward_block(net, P, ws, l, nb, X, A, mean, pre, 0, m)
+    else:
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
+            c0 = _lo(blk, n_blocks, m)
+            c1 = _lo(blk + 1, n_blocks, m)
+            _bn_forward_block(net, P, ws, l, nb, X, A, mean, pre, c0, c1)
+    if net.update_running:
+        for j in range(2 * m):
+            running[j] = <floating> (BN_MOMENTUM * running[j] + (1 - BN_MOMENTUM) * mean[j])
+
+
+cdef void bn_backward(const Net* net, const floating* P, floating* G, floating* ws, int l,
+                      Py_ssize_t nb, floating scale) noexcept nogil:
+    """D_l from the gradient with respect to the normalized-and-shifted values to the one
+    with respect to X W; G gets scale * the gradients of gamma_l and beta_l."""
+    cdef Py_ssize_t m = net.units[l], blk, c0, c1, n_blocks = _column_blocks(nb, m)
+    cdef const floating* var = ws + net.st_off[l] + m
+    if n_blocks == 1:
+        batchnorm_backward(ws + net.d_off[l], ws + net.xh_off[l], var, P + net.g_off[l],
+                           G + net.g_off[l], G + net.g_off[l] + m, net.acc, nb, m, 0, m,
+                           BN_EPSILON, scale)
+        return
+    for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
+        c0 = _lo(blk, n_blocks, m)
+        c1 = _lo(blk + 1, n_blocks, m)
+        batchnorm_backward(ws + net.d_off[l], ws + net.xh_off[l], var, P + net.g_off[l],
+                           G + net.g_off[l], G + net.g_off[l] + m, net.acc, nb, m, c0, c1,
+                           BN_EPSILON, scale)
 
 
 cdef void dense_backward_weights(floating* GW, const floating* A_prev, const floating* D,
@@ -255,27 +366,27 @@ cdef void dense_backward_weights(floating* GW, const floating* A_prev, const flo
 
 cdef inline void _csr_forward_block(floating* A, const Batch* X, const floating* W,
                                     const floating* b, Py_ssize_t r0, Py_ssize_t r1,
-                                    Py_ssize_t n_in, Py_ssize_t n_out, int act) noexcept nogil:
+                                    Py_ssize_t n_in, Py_ssize_t n_out, int act, floating* pre,
+                                    const Net* net) noexcept nogil:
     csr_forward(A, W, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr, X.idx,
                 X.start, r0, r1, n_in, n_out)
-    if act >= 0:
-        bias_act_forward(A + r0 * n_out, n_out, b, r1 - r0, n_out, act)
+    forward_epilogue(A, pre, b, n_out, r0, r1 - r0, 0, n_out, act, net, 1, X)
 
 
 cdef void input_forward(floating* A, const Batch* X, const floating* W, const floating* b,
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
-                        int n_threads) noexcept nogil:
+                        floating* pre, const Net* net) noexcept nogil:
     """The first layer's dense_forward, reading CSR rows in place when X is sparse (cut
     into row blocks; one block runs without a fork/join)."""
     cdef Py_ssize_t blk, n_blocks = (nb + BLOCK - 1) // BLOCK
     if X.dense != NULL:
-        dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, n_threads)
+        dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre, net, 1, X)
     elif n_blocks == 1:
-        _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act)
+        _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act, pre, net)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
             _csr_forward_block(A, X, W, b, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in,
-                               n_out, act)
+                               n_out, act, pre, net)
 
 
 cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_ssize_t nb,
@@ -301,35 +412,53 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
                              const Batch* X0, const floating* Y, const floating* sw,
                              Py_ssize_t nb, floating scale, bint accumulate) noexcept nogil:
     """Forward nb rows, then backward: G (+)= scale * gradient of the data loss (no L2).
-    Returns the sample-weighted data-loss sum over the rows."""
-    cdef int l, L = net.n_layers
+    Returns the sample-weighted data-loss sum over the rows; the outputs are left in
+    A_L. (Batch normalization needs the whole batch at once: accumulate is False.)"""
+    cdef int l, act, L = net.n_layers
     cdef const Py_ssize_t* u = net.units
     cdef const floating* A_prev
+    cdef floating* A
     cdef floating* D
+    cdef floating* pre
     cdef floating beta = 1 if accumulate else 0
+    cdef bint keep_pre = needs_pre(net.hidden_act)
     cdef double loss
-    # the output layer's activation is applied together with its loss below
-    input_forward(ws + net.a_off[1], X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
-                  net.hidden_act if L > 1 else -1, net.n_threads)
-    A_prev = ws + net.a_off[1]
-    for l in range(2, L + 1):
-        dense_forward(ws + net.a_off[l], A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1],
-                      nb, u[l - 1], u[l], net.hidden_act if l < L else -1, net.n_threads)
-        A_prev = ws + net.a_off[l]
+    for l in range(1, L + 1):
+        A = ws + net.a_off[l]
+        pre = ws + net.pre_off[l] if keep_pre and l < L else NULL
+        # the output layer's activation comes with its loss below; batch normalization
+        # comes between a hidden layer's GEMM and its activation
+        act = -1 if l == L or net.batch_norm else net.hidden_act
+        if l == 1:
+            input_forward(A, X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1], act,
+                          pre, net)
+        else:
+            dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
+                          u[l - 1], u[l], act, pre, net, l, X0)
+        if net.batch_norm and l < L:
+            bn_forward(net, P, ws, l, nb, X0)
+        A_prev = A
     loss = output_loss_backward(ws + net.d_off[L], ws + net.a_off[L], P + net.b_off[L - 1],
-                                Y, sw, nb, u[L], net.out_act)
+                                Y, sw, nb, u[L], net.out_act, net.out_loss,
+                                <floating> net.huber_delta)
     for l in range(L, 0, -1):
         D = ws + net.d_off[l]
         if l > 1:  # no input gradient for the first layer
             A_prev = ws + net.a_off[l - 1]
-            dense_backward_input(ws + net.d_off[l - 1], D, P + net.w_off[l - 1], A_prev, nb,
-                                 u[l - 1], u[l], net.hidden_act, net.n_threads)
+            dense_backward_input(ws + net.d_off[l - 1], D, P + net.w_off[l - 1],
+                                 ws + net.pre_off[l - 1] if keep_pre else A_prev, nb,
+                                 u[l - 1], u[l], net, l - 1, X0)
+            if net.batch_norm:
+                bn_backward(net, P, G, ws, l - 1, nb, scale)
             dense_backward_weights(G + net.w_off[l - 1], A_prev, D, nb, u[l - 1], u[l],
                                    scale, beta, net.n_threads)
         else:
             input_weight_grad(G + net.w_off[0], X0, D, nb, u[0], u[1], scale, beta,
                               net.n_threads)
-        bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
+        if net.batch_norm and l < L:  # unused hidden bias: no gradient
+            bias_grad(G + net.b_off[l - 1], D, 0, u[l], scale, accumulate)
+        else:
+            bias_grad(G + net.b_off[l - 1], D, nb, u[l], scale, accumulate)
     return loss
 
 
@@ -361,12 +490,15 @@ cdef enum:
 
 cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
                              const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch,
+                             Py_ssize_t k0, Py_ssize_t k1,
                              Py_ssize_t n_params, Py_ssize_t n_weights, StepConfig* cfg,
                              long adam_t, double alpha, double sq, double* partial,
-                             Py_ssize_t* steps_done, int* stopped,
+                             double* stats, Py_ssize_t* steps_done, int* stopped,
                              floating tag) noexcept nogil:
-    """One pass over the n rows in mini-batches: forward, backward, optimizer step.
+    """Mini-batches k0..k1-1 of a pass over the n rows: forward, backward, optimizer step.
     Returns the sum over batches of (batch loss * batch rows); `sq` is sum(W**2) now.
+    stats (or NULL) accumulates: [0] that sum, [1] the same for the data loss alone,
+    [2] the rows, [3:] the score sums of score_stats.
     *steps_done tells how many steps were taken; *stopped says why it stopped early:
     STOP_INTERRUPT (Ctrl-C) or STOP_ZERO_WEIGHT (a batch's sample weights sum to zero).
     (`tag` only selects the float or double version.)"""
@@ -388,7 +520,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     yrows.data = yrows.indices = yrows.indptr = NULL
     yrows.n_rows = n
     yrows.n_cols = n_out
-    for k in range((n + batch - 1) // batch):
+    for k in range(k0, k1):
         start = k * batch
         nb = min(batch, n - start)
         xb = batch_rows(X, order, start, nb, <floating*> buf.xbuf, net.n_threads)
@@ -408,13 +540,19 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
         if net.out_act == IDENTITY:
             loss /= n_out  # scikit-learn averages squared error over outputs
         total += (loss + 0.5 * alpha * sq / sw_sum) * nb
+        if stats != NULL:
+            stats[0] += (loss + 0.5 * alpha * sq / sw_sum) * nb
+            stats[1] += loss * nb
+            stats[2] += nb
+            score_stats(stats + 3, <floating*> buf.ws + net.a_off[net.n_layers], yb, swb, nb,
+                        n_out, net.out_act)
         cfg.l2 = alpha / sw_sum
         if cfg.kind == ADAM or cfg.kind == ADAMW:  # bias-corrected step size
             adam_t += 1
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
                   n_weights, partial, alpha > 0, net.n_threads)
-        steps_done[0] = k + 1
+        steps_done[0] = k + 1 - k0
         if k % 4 == 3 and clock() - last_check >= check_ticks:
             last_check = clock()
             if sigint_pending():
@@ -440,13 +578,13 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
         xb = batch_rows(X, NULL, start, nb, xbuf, net.n_threads)
         A = out + start * u[L] if L == 1 else h1
         input_forward(A, &xb, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
-                      net.out_act if L == 1 else net.hidden_act, net.n_threads)
+                      net.out_act if L == 1 else net.hidden_act, <floating*> NULL, net)
         A_prev = A
         for l in range(2, L + 1):
             A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
                           u[l - 1], u[l], net.out_act if l == L else net.hidden_act,
-                          net.n_threads)
+                          <floating*> NULL, net, l, &xb)
             A_prev = A
 
 
@@ -457,6 +595,14 @@ cdef void* _ptr(object arr):
     return <void*> <Py_ssize_t> arr.__array_interface__["data"][0]
 
 
+def _mix64(z):
+    """The kernels' mix64, in Python (for the dropout keys)."""
+    z &= 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
 cdef class Network:
     """A fully connected network with its parameters in one flat buffer.
 
@@ -464,74 +610,156 @@ cdef class Network:
     ----------
     layer_units : list of int
         Widths [n_features, hidden..., n_outputs].
-    hidden_activation : {'identity', 'logistic', 'tanh', 'relu'}
+    hidden_activation : str
+        A key of HIDDEN_ACTIVATIONS.
     output_activation : {'softmax', 'logistic', 'identity', 'exp'}
         Each output activation comes with its canonical loss: log-loss, binary
-        log-loss, half squared error, Poisson deviance.
+        log-loss, half squared error (or `loss`), Poisson deviance.
     dtype : np.float32 or np.float64
+    dropout : sequence of float, optional
+        Dropout rate of each hidden layer (training only).
+    batch_norm : bool
+        Batch normalization between each hidden layer's product and its activation;
+        the hidden biases are then unused (kept at zero).
+    loss : {'squared_error', 'absolute_error', 'huber'}
+        The loss of an identity output.
+    huber_delta : float
+        The Huber loss's threshold.
+
+    Layout of params: all W, all b, then with batch_norm each hidden layer's gamma and
+    beta (bn_scales, bn_shifts). `running` holds each hidden layer's running mean and
+    variance (bn_means, bn_vars).
     """
     cdef readonly object dtype
     cdef readonly list layer_units
-    cdef readonly str hidden_activation, output_activation
-    cdef readonly object params, grads
-    cdef readonly list coefs, intercepts
+    cdef readonly str hidden_activation, output_activation, loss
+    cdef readonly object params, grads, running
+    cdef readonly list coefs, intercepts, bn_scales, bn_shifts, bn_means, bn_vars
     cdef readonly Py_ssize_t n_weights
-    cdef object _units, _w_off, _b_off
-    cdef object _ws, _ws_rows, _a_off, _d_off, _xbuf, _ybuf, _swbuf, _partial
-    cdef int _hidden_act, _out_act
+    cdef readonly list dropout
+    cdef readonly bint batch_norm
+    cdef readonly double huber_delta
+    cdef object _units, _w_off, _b_off, _g_off, _r_off, _rates, _keys, _acc
+    cdef object _ws, _ws_rows, _a_off, _d_off, _pre_off, _xh_off, _st_off
+    cdef object _xbuf, _ybuf, _swbuf, _partial
+    cdef int _hidden_act, _out_act, _out_loss
 
-    def __init__(self, layer_units, hidden_activation, output_activation, dtype):
+    def __init__(self, layer_units, hidden_activation, output_activation, dtype, *,
+                 dropout=None, batch_norm=False, loss="squared_error", huber_delta=1.0):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.layer_units = [int(u) for u in layer_units]
         if len(self.layer_units) < 2 or min(self.layer_units) < 1:
             raise ValueError(f"invalid layer_units {layer_units}")
+        if hidden_activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"unknown hidden activation {hidden_activation!r}")
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"unknown output activation {output_activation!r}")
+        if loss not in REGRESSION_LOSSES or (loss != "squared_error"
+                                             and output_activation != "identity"):
+            raise ValueError(f"loss {loss!r} needs the identity output")
+        if not huber_delta > 0:
+            raise ValueError("huber_delta must be > 0")
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
+        self.loss = loss
+        self.huber_delta = huber_delta
         self._hidden_act = HIDDEN_ACTIVATIONS[hidden_activation]
         self._out_act = OUTPUT_ACTIVATIONS[output_activation]
+        self._out_loss = REGRESSION_LOSSES[loss]
         units = self.layer_units
+        hidden = units[1:-1]
+        rates = [0.0] * len(hidden) if dropout is None else [float(r) for r in dropout]
+        if len(rates) != len(hidden) or not all(0 <= r < 1 for r in rates):
+            raise ValueError(f"dropout needs one rate in [0, 1) per hidden layer, got {dropout}")
+        self.dropout = rates
+        self.batch_norm = bool(batch_norm) and len(hidden) > 0
         fans = list(zip(units[:-1], units[1:]))
         self.n_weights = sum(a * b for a, b in fans)
         n_params = self.n_weights + sum(units[1:])
         w_off = np.cumsum([0] + [a * b for a, b in fans])[:-1]
         b_off = self.n_weights + np.cumsum([0] + units[1:])[:-1]
+        # per hidden layer l = 1..L-1 (index 0 unused): gamma_l offsets, running offsets
+        g_off = [0] + list(n_params + 2 * np.cumsum([0] + hidden)[:-1]) if self.batch_norm \
+            else [0] * len(units)
+        r_off = [0] + list(2 * np.cumsum([0] + hidden)[:-1]) if self.batch_norm \
+            else [0] * len(units)
+        if self.batch_norm:
+            n_params += 2 * sum(hidden)
         self._units = np.asarray(units, dtype=np.intp)
         self._w_off = np.asarray(w_off, dtype=np.intp)
         self._b_off = np.asarray(b_off, dtype=np.intp)
+        self._g_off = np.asarray(g_off + [0] * (len(units) - len(g_off)), dtype=np.intp)
+        self._r_off = np.asarray(r_off + [0] * (len(units) - len(r_off)), dtype=np.intp)
+        self._rates = np.asarray([0.0] + rates + [0.0], dtype=np.float64)
+        self._keys = np.zeros(len(units), dtype=np.uint64)
+        self._acc = np.zeros(2 * max(units), dtype=np.float64)
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.running = np.zeros(2 * sum(hidden) if self.batch_norm else 0, dtype=self.dtype)
         self.coefs = [self.params[o:o + a * b].reshape(a, b) for o, (a, b) in zip(w_off, fans)]
         self.intercepts = [self.params[o:o + b] for o, b in zip(b_off, units[1:])]
+        self.bn_scales, self.bn_shifts, self.bn_means, self.bn_vars = [], [], [], []
+        if self.batch_norm:
+            for l, width in enumerate(hidden, start=1):
+                g, r = g_off[l], r_off[l]
+                self.bn_scales.append(self.params[g:g + width])
+                self.bn_shifts.append(self.params[g + width:g + 2 * width])
+                self.bn_means.append(self.running[r:r + width])
+                self.bn_vars.append(self.running[r + width:r + 2 * width])
+                self.bn_scales[-1][:] = 1
+                self.bn_vars[-1][:] = 1
         self._ws = None
         self._ws_rows = 0
 
+    def config(self):
+        """The arguments that rebuild this network: Network(**config())."""
+        return dict(layer_units=list(self.layer_units), hidden_activation=self.hidden_activation,
+                    output_activation=self.output_activation, dtype=self.dtype.str,
+                    dropout=list(self.dropout), batch_norm=bool(self.batch_norm),
+                    loss=self.loss, huber_delta=float(self.huber_delta))
+
     def __reduce__(self):
-        return (_rebuild_network, (self.layer_units, self.hidden_activation,
-                                   self.output_activation, self.dtype.str, self.params))
+        return (_rebuild_network, (self.config(), self.params, self.running))
 
     def astype(self, dtype):
         """A copy of this network with its parameters cast to dtype."""
-        return _rebuild_network(self.layer_units, self.hidden_activation,
-                                self.output_activation, np.dtype(dtype).str, self.params)
+        return _rebuild_network(dict(self.config(), dtype=np.dtype(dtype).str), self.params,
+                                self.running)
 
     @property
     def n_outputs(self):
         return self.layer_units[-1]
 
+    def n_batches(self, Py_ssize_t n, Py_ssize_t batch_size):
+        """The number of mini-batches in an epoch over n rows."""
+        batch = max(1, min(batch_size, n))
+        return (n + batch - 1) // batch
+
     def reserve(self, Py_ssize_t rows):
         """Allocate the training workspace for batches of up to `rows` rows: activations,
-        deltas, the gathered rows, targets and weights, the optimizer's partial sums.
-        Kept until release(); the epochs of a fit reuse it without allocating."""
+        deltas (and, where needed, pre-activations, normalized values and batch
+        statistics), the gathered rows, targets and weights, the optimizer's partial
+        sums. Kept until release(); the epochs of a fit reuse it without allocating."""
         if self._ws is not None and self._ws_rows >= rows:
             return
         widths = self.layer_units[1:]
-        sizes = [rows * w for w in widths]
-        starts = np.cumsum([0] + sizes + sizes)
         L = len(widths)
+        hidden = widths[:-1]
+        sizes = [rows * w for w in widths]
+        pre = [rows * w if self._hidden_act in (GELU, SILU) else 0 for w in hidden]
+        xh = [rows * w if self.batch_norm else 0 for w in hidden]
+        st = [2 * w if self.batch_norm else 0 for w in hidden]
+        starts = np.cumsum([0] + sizes + sizes + pre + xh + st)
+        at = 2 * L
         self._a_off = np.concatenate([[0], starts[:L]]).astype(np.intp)
-        self._d_off = np.concatenate([[0], starts[L:2 * L]]).astype(np.intp)
+        self._d_off = np.concatenate([[0], starts[L:at]]).astype(np.intp)
+        self._pre_off = np.concatenate([[0], starts[at:at + L - 1], [0]]).astype(np.intp)
+        at += L - 1
+        self._xh_off = np.concatenate([[0], starts[at:at + L - 1], [0]]).astype(np.intp)
+        at += L - 1
+        self._st_off = np.concatenate([[0], starts[at:at + L - 1], [0]]).astype(np.intp)
         self._ws = np.empty(max(int(starts[-1]), 1), dtype=self.dtype)
         self._xbuf = None  # allocated by _gather_buffer, for dense input only
         self._ybuf = np.empty((rows, self.n_outputs), dtype=self.dtype)
@@ -553,17 +781,38 @@ cdef class Network:
         self._ws = self._xbuf = self._ybuf = self._swbuf = self._partial = None
         self._ws_rows = 0
 
-    cdef Net _net(self):
+    def _set_keys(self, epoch, seed):
+        """The dropout mask keys of (seed, epoch), one per hidden layer."""
+        base = _mix64(_mix64(int(seed)) ^ _mix64(int(epoch) + 0x9e3779b97f4a7c15))
+        for l in range(len(self.layer_units)):
+            self._keys[l] = _mix64(base + l)
+
+    cdef Net _net(self, bint training=False, bint update_running=False):
         cdef Net net
+        cdef bint ws = self._ws is not None
         net.n_layers = len(self.layer_units) - 1
         net.units = <const Py_ssize_t*> _ptr(self._units)
         net.w_off = <const Py_ssize_t*> _ptr(self._w_off)
         net.b_off = <const Py_ssize_t*> _ptr(self._b_off)
-        net.a_off = <const Py_ssize_t*> _ptr(self._a_off) if self._ws is not None else NULL
-        net.d_off = <const Py_ssize_t*> _ptr(self._d_off) if self._ws is not None else NULL
+        net.a_off = <const Py_ssize_t*> _ptr(self._a_off) if ws else NULL
+        net.d_off = <const Py_ssize_t*> _ptr(self._d_off) if ws else NULL
+        net.pre_off = <const Py_ssize_t*> _ptr(self._pre_off) if ws else NULL
+        net.xh_off = <const Py_ssize_t*> _ptr(self._xh_off) if ws else NULL
+        net.st_off = <const Py_ssize_t*> _ptr(self._st_off) if ws else NULL
         net.hidden_act = self._hidden_act
         net.out_act = self._out_act
+        net.out_loss = self._out_loss
+        net.huber_delta = self.huber_delta
         net.n_threads = openmp.omp_get_max_threads()
+        net.training = training
+        net.update_running = update_running
+        net.drop_rate = <const double*> _ptr(self._rates)
+        net.drop_key = <const unsigned long long*> _ptr(self._keys)
+        net.batch_norm = self.batch_norm and training
+        net.g_off = <const Py_ssize_t*> _ptr(self._g_off)
+        net.r_off = <const Py_ssize_t*> _ptr(self._r_off)
+        net.running = _ptr(self.running)
+        net.acc = <double*> _ptr(self._acc)
         return net
 
     def _rows(self, X):
@@ -616,14 +865,41 @@ cdef class Network:
         w = self.params[:self.n_weights]
         return float(np.sum(np.square(w, dtype=np.float64)))
 
+    def new_stats(self):
+        """Zeroed per-epoch sums for train_epoch's `stats` (see train_epoch_core)."""
+        return np.zeros(5 + 4 * self.n_outputs, dtype=np.float64)
+
+    def finish_stats(self, stats):
+        """The epoch's numbers from train_epoch's sums: `objective` (mean batch loss with
+        the L2 term, scikit-learn's loss_curve_), `loss` (the data loss alone) and `score`
+        (accuracy, or R² averaged over outputs, of each batch's predictions made before
+        its step, as Keras reports training metrics), all row-weighted over the rows run."""
+        rows = stats[2]
+        if rows == 0:
+            return dict(objective=np.nan, loss=np.nan, score=np.nan)
+        if self._out_act in (SOFTMAX, LOGISTIC):
+            score = stats[3] / stats[4] if stats[4] > 0 else np.nan
+        else:
+            r2 = []
+            for k in range(self.n_outputs):
+                ss_tot, ss_res = stats[7 + 4 * k], stats[8 + 4 * k]
+                if ss_tot > 0:
+                    r2.append(1 - ss_res / ss_tot)
+                else:  # scikit-learn's r2_score for constant targets
+                    r2.append(1.0 if ss_res == 0 else 0.0)
+            score = float(np.mean(r2))
+        return dict(objective=stats[0] / rows, loss=stats[1] / rows, score=float(score))
+
     def train_epoch(self, X, Y, sample_weight, order, Py_ssize_t batch_size, double alpha,
-                    optimizer):
+                    optimizer, *, stats=None, epoch=0, seed=0, batches=None):
         """One epoch of mini-batch training, the GIL released throughout.
 
         order: the row order (np.intp array, a permutation of range(n)) or None for the
         stored order. optimizer: an SGDOptimizer / AdamOptimizer whose state buffers are
         updated in place. Returns the epoch's summed loss: sum over batches of the batch
-        loss (data loss + L2 term) times the batch's row count.
+        loss (data loss + L2 term) times the batch's row count. stats: sums from
+        new_stats() to accumulate into (see finish_stats). epoch, seed: the dropout
+        masks' key. batches: (k0, k1) runs mini-batches k0..k1-1 of the epoch only.
 
         Raises KeyboardInterrupt on Ctrl-C (after the steps taken so far, which stay
         applied), and ValueError when a mini-batch's sample weights sum to zero.
@@ -640,7 +916,17 @@ cdef class Network:
             if order.shape != (n,) or (n and (order.min() < 0 or order.max() >= n)):
                 raise ValueError("order must be a permutation of range(n)")
         cdef Py_ssize_t batch = min(batch_size, n)
+        cdef Py_ssize_t n_batches = (n + batch - 1) // batch
+        cdef Py_ssize_t k0 = 0, k1 = n_batches
+        if batches is not None:
+            k0, k1 = batches
+            if not 0 <= k0 <= k1 <= n_batches:
+                raise ValueError(f"batches must lie in [0, {n_batches}], got {batches}")
+        if stats is not None and (stats.dtype != np.float64 or stats.shape != (5 + 4 * self.n_outputs,)
+                                  or not stats.flags.c_contiguous):
+            raise ValueError("stats must come from new_stats()")
         self.reserve(batch)
+        self._set_keys(epoch, seed)
         s1, s2 = optimizer.buffers()
         if s1.shape != self.params.shape or s1.dtype != self.dtype:
             raise ValueError("optimizer state does not match the network")
@@ -668,9 +954,10 @@ cdef class Network:
         buf.swbuf = _ptr(self._swbuf)
         buf.Y = _ptr(Y)
         buf.sw = _ptr(sample_weight)
-        cdef Net net = self._net()
+        cdef Net net = self._net(True, True)
         cdef Rows rows = self._fill_rows(held)
         cdef const Py_ssize_t* order_p = <const Py_ssize_t*> _ptr(order)
+        cdef double* stats_p = <double*> _ptr(stats)
         cdef Py_ssize_t n_params = self.params.shape[0], n_weights = self.n_weights
         cdef double sq = self.sum_sq_weights() if alpha > 0 else 0.0
         cdef double total
@@ -680,40 +967,48 @@ cdef class Network:
         cdef int stopped = 0
         with blas_single_threaded(), nogil:
             if single:
-                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
-                                         n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         &steps, &stopped, <float> 0)
+                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
+                                         n_params, n_weights, &cfg, adam_t, alpha, sq,
+                                         partial, stats_p, &steps, &stopped, <float> 0)
             else:
-                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, n_params,
-                                         n_weights, &cfg, adam_t, alpha, sq, partial,
-                                         &steps, &stopped, <double> 0)
+                total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
+                                         n_params, n_weights, &cfg, adam_t, alpha, sq,
+                                         partial, stats_p, &steps, &stopped, <double> 0)
         optimizer.after_steps(steps)
         if stopped == STOP_ZERO_WEIGHT:
             raise ValueError(
-                f"The sample weights of mini-batch {steps + 1} sum to zero, so its loss is "
+                f"The sample weights of mini-batch {k0 + steps + 1} sum to zero, so its loss is "
                 "undefined. Give more rows a positive sample_weight or use a larger "
                 "batch_size.")
         if stopped == STOP_INTERRUPT:
             raise KeyboardInterrupt
         return total
 
-    def loss_and_grad(self, X, Y, sample_weight=None, double alpha=0.0):
+    def loss_and_grad(self, X, Y, sample_weight=None, double alpha=0.0, *, training=False,
+                      epoch=0, seed=0):
         """The full-batch objective at the current parameters and its gradient, as
         scikit-learn's _backprop defines them: weighted-mean data loss (squared error
         averaged over outputs) + 0.5 * alpha * sum(W**2) / sum(sample_weight), and the
-        gradient (summed over outputs). Rows are processed in bounded chunks."""
+        gradient (summed over outputs). Rows are processed in bounded chunks.
+
+        training=True evaluates the network as one training mini-batch of all the rows
+        (one chunk): dropout masks keyed by (seed, epoch, row), batch statistics; the
+        running statistics are left alone. A batch-normalized network needs it."""
         held = self._rows(X)
         cdef Py_ssize_t n = held[4]
         if n == 0:
             raise ValueError("no rows")
+        if self.batch_norm and not training:
+            raise ValueError("a batch-normalized network's loss_and_grad needs training=True")
         Y, sample_weight = self._targets(Y, n, sample_weight)
-        cdef Py_ssize_t chunk = min(n, DEFAULT_CHUNK)
+        cdef Py_ssize_t chunk = n if training else min(n, DEFAULT_CHUNK)
         self.reserve(chunk)
+        self._set_keys(epoch, seed)
         cdef double sw_sum = float(np.sum(sample_weight, dtype=np.float64)) \
             if sample_weight is not None else n
         if sw_sum == 0:
             raise ValueError("The sample weights sum to zero: the loss is undefined.")
-        cdef Net net = self._net()
+        cdef Net net = self._net(training, False)
         cdef Rows rows = self._fill_rows(held)
         cdef void* P = _ptr(self.params)
         cdef void* G = _ptr(self.grads)
@@ -752,11 +1047,25 @@ cdef class Network:
             grad[:self.n_weights] += (alpha / sw_sum) * self.params[:self.n_weights]
         return float(loss), grad
 
+    def _folded_params(self):
+        """The parameters with each hidden layer's batch normalization (running
+        statistics) folded into its weights and bias: act(s * (X W - mean) + beta + b)
+        with s = gamma / sqrt(var + eps) is act(X (W s) + (beta + b - s * mean))."""
+        folded = self.params.astype(np.float64)
+        for l in range(1, len(self.layer_units) - 1):
+            s = self.bn_scales[l - 1] / np.sqrt(self.bn_vars[l - 1].astype(np.float64) + BN_EPSILON)
+            w0, b0 = self._w_off[l - 1], self._b_off[l - 1]
+            fan_in, width = self.layer_units[l - 1], self.layer_units[l]
+            folded[w0:w0 + fan_in * width].reshape(fan_in, width)[...] *= s
+            folded[b0:b0 + width] += self.bn_shifts[l - 1] - s * self.bn_means[l - 1]
+        return folded.astype(self.dtype)
+
     def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
         """The network's outputs (after the output activation) for X, computed in chunks
         of rows with scratch owned by this call (safe to call from several threads)."""
         held = self._rows(X)
         cdef Py_ssize_t n = held[4]
+        params = self._folded_params() if self.batch_norm else self.params
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         if n == 0:
             return out
@@ -767,7 +1076,7 @@ cdef class Network:
         h2 = np.empty(chunk * widest, dtype=self.dtype)
         cdef Net net = self._net()
         cdef Rows rows = self._fill_rows(held)
-        cdef void* P = _ptr(self.params)
+        cdef void* P = _ptr(params)
         cdef void* o = _ptr(out)
         cdef void* xb = _ptr(xbuf)
         cdef void* p1 = _ptr(h1)
@@ -783,7 +1092,8 @@ cdef class Network:
         return out
 
 
-def _rebuild_network(layer_units, hidden_activation, output_activation, dtype, params):
-    net = Network(layer_units, hidden_activation, output_activation, np.dtype(dtype))
+def _rebuild_network(config, params, running):
+    net = Network(**config)
     net.params[:] = params
+    net.running[:] = running
     return net

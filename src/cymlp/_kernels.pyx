@@ -3,10 +3,13 @@ output activation fused with its loss and loss gradient, bias gradients, row gat
 
 Shapes: Z, A, D, Y are (n, m) row-major; b and db are (m,); sw is (n,) or NULL.
 Activation derivatives are taken from the stored outputs A (as scikit-learn does), so the
-pre-activations never need to be kept.
+pre-activations are kept only for the activations whose derivative needs them (GELU,
+SiLU). Also: inverted dropout with counter-based masks, batch normalization, and the
+running sums behind the per-epoch training score.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, tanh, tanhf
+from libc.math cimport erf, erff, exp, expf, expm1, expm1f, fabs, log, log1p, log1pf, logf, sqrt
+from libc.math cimport tanh, tanhf
 from libc.string cimport memcpy, memset
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
 from libc.stdio cimport fprintf, stderr
@@ -27,6 +30,41 @@ cdef inline floating _log(floating x) noexcept nogil:
         return log(x)
 
 
+cdef inline floating _expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating _softplus(floating x) noexcept nogil:
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows
+    cdef floating ax = x if x >= 0 else -x
+    cdef floating pos = x if x > 0 else 0
+    if floating is float:
+        return pos + log1pf(expf(-ax))
+    else:
+        return pos + log1p(exp(-ax))
+
+
+cdef inline floating _gelu(floating x) noexcept nogil:
+    # exact form x * Phi(x)
+    cdef floating half = 0.5, one = 1, r2 = 0.7071067811865476
+    if floating is float:
+        return half * x * (one + erff(x * r2))
+    else:
+        return half * x * (one + erf(x * r2))
+
+
+cdef inline floating _gelu_grad(floating x) noexcept nogil:
+    # Phi(x) + x * phi(x)
+    cdef floating half = 0.5, one = 1, r2 = 0.7071067811865476, c = 0.3989422804014327
+    if floating is float:
+        return half * (one + erff(x * r2)) + x * c * expf(-half * x * x)
+    else:
+        return half * (one + erf(x * r2)) + x * c * exp(-half * x * x)
+
+
 cdef inline floating _logistic(floating x) noexcept nogil:
     # Stable for large |x|: never exponentiates a large positive number.
     # (`one` is typed: a literal 1 would make Cython compute in double.)
@@ -38,13 +76,18 @@ cdef inline floating _logistic(floating x) noexcept nogil:
 
 
 cdef void bias_act_forward(floating* Z, Py_ssize_t ld, const floating* b, Py_ssize_t n,
-                           Py_ssize_t m, int act) noexcept nogil:
-    """Z = act(Z + b), in place."""
+                           Py_ssize_t m, int act, floating* pre) noexcept nogil:
+    """Z = act(Z + b), in place; pre (rows ld apart, or NULL) keeps Z + b."""
     cdef Py_ssize_t i, j
     cdef floating* z
-    cdef floating v
+    cdef floating* p
+    cdef floating v, slope = 0.01
     for i in range(n):
         z = Z + i * ld
+        if pre != NULL:
+            p = pre + i * ld
+            for j in range(m):
+                p[j] = z[j] + b[j]
         if act == RELU:
             for j in range(m):
                 v = z[j] + b[j]
@@ -64,6 +107,24 @@ cdef void bias_act_forward(floating* Z, Py_ssize_t ld, const floating* b, Py_ssi
         elif act == EXP:
             for j in range(m):
                 z[j] = _exp(z[j] + b[j])
+        elif act == LEAKY_RELU:
+            for j in range(m):
+                v = z[j] + b[j]
+                z[j] = v if v > 0 else slope * v
+        elif act == ELU:
+            for j in range(m):
+                v = z[j] + b[j]
+                z[j] = v if v > 0 else _expm1(v)
+        elif act == GELU:
+            for j in range(m):
+                z[j] = _gelu(z[j] + b[j])
+        elif act == SILU:
+            for j in range(m):
+                v = z[j] + b[j]
+                z[j] = v * _logistic(v)
+        elif act == SOFTPLUS:
+            for j in range(m):
+                z[j] = _softplus(z[j] + b[j])
         elif act == SOFTMAX:
             _softmax_row(z, b, m)
 
@@ -84,38 +145,63 @@ cdef inline void _softmax_row(floating* z, const floating* b, Py_ssize_t m) noex
         z[j] = z[j] / total
 
 
-cdef void act_backward(floating* dZ, const floating* A, Py_ssize_t ld, Py_ssize_t n,
-                       Py_ssize_t m, int act) noexcept nogil:
-    """dZ *= act'(.), written in terms of the activation's output A."""
+cdef void act_backward(floating* dZ, const floating* S, Py_ssize_t ld, Py_ssize_t n,
+                       Py_ssize_t m, int act, floating unscale) noexcept nogil:
+    """dZ *= act'(.), written in terms of S: the stored pre-activation when
+    needs_pre(act), else the activation's output times 1 / unscale (dropout scales the
+    kept outputs by 1 / (1 - rate): unscale = 1 - rate undoes it; where an output was
+    dropped, dZ is already zero)."""
     cdef Py_ssize_t i, j
     cdef floating* d
-    cdef const floating* a
-    cdef floating one = 1
+    cdef const floating* s
+    cdef floating a, one = 1, slope = 0.01
     if act == IDENTITY:
         return
     for i in range(n):
         d = dZ + i * ld
-        a = A + i * ld
+        s = S + i * ld
         if act == RELU:
             for j in range(m):
-                d[j] = d[j] if a[j] > 0 else 0
+                d[j] = d[j] if s[j] > 0 else 0
+        elif act == LEAKY_RELU:
+            for j in range(m):
+                d[j] = d[j] if s[j] > 0 else slope * d[j]
         elif act == LOGISTIC:
             for j in range(m):
-                d[j] = d[j] * a[j] * (one - a[j])
+                a = s[j] * unscale
+                d[j] = d[j] * a * (one - a)
         elif act == TANH:
             for j in range(m):
-                d[j] = d[j] * (one - a[j] * a[j])
+                a = s[j] * unscale
+                d[j] = d[j] * (one - a * a)
+        elif act == ELU:  # a + 1 = e^z below zero
+            for j in range(m):
+                d[j] = d[j] if s[j] > 0 else d[j] * (s[j] * unscale + one)
+        elif act == SOFTPLUS:  # sigmoid(z) = 1 - e^-softplus(z)
+            for j in range(m):
+                d[j] = -d[j] * _expm1(-s[j] * unscale)
+        elif act == GELU:
+            for j in range(m):
+                d[j] = d[j] * _gelu_grad(s[j])
+        elif act == SILU:
+            for j in range(m):
+                a = _logistic(s[j])
+                d[j] = d[j] * a * (one + s[j] * (one - a))
 
 
 cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
                                  const floating* Y, const floating* sw,
-                                 Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+                                 Py_ssize_t n, Py_ssize_t m, int act, int loss,
+                                 floating delta) noexcept nogil:
     """Output layer: Z = out_act(Z + b) in place, D = (Z - Y) * sw (the gradient of the
     loss with respect to the pre-activation, for each canonical link), and return the
     sample-weighted loss sum sum_i sw_i * loss_i, as scikit-learn defines each loss:
     softmax -> log-loss, logistic -> binary log-loss (per output, summed), identity ->
     half squared error (summed over outputs; the caller averages), exp -> Poisson
     deviance summed over outputs. Probabilities are clipped to [eps, 1 - eps] in the loss.
+    With the identity output, `loss` may instead be ABSOLUTE (|r|, gradient sign(r)) or
+    HUBER (r^2 / 2 up to |r| = delta, then delta * (|r| - delta / 2); gradient r clipped
+    to [-delta, delta]), also summed over outputs for the caller to average.
     """
     cdef Py_ssize_t i, j
     cdef floating* z
@@ -124,7 +210,7 @@ cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
     cdef floating w, p, r
     cdef floating eps = FLT_EPSILON if floating is float else DBL_EPSILON
     cdef double row_loss, total = 0
-    bias_act_forward(Z, m, b, n, m, act)
+    bias_act_forward(Z, m, b, n, m, act, <floating*> NULL)
     for i in range(n):
         z = Z + i * m
         d = D + i * m
@@ -146,7 +232,16 @@ cdef double output_loss_backward(floating* D, floating* Z, const floating* b,
                     row_loss -= (1 - y[j]) * _log(1 - p)
             elif act == IDENTITY:
                 r = p - y[j]
-                row_loss += 0.5 * r * r
+                if loss == SQUARED:
+                    row_loss += 0.5 * r * r
+                elif loss == ABSOLUTE:
+                    row_loss += fabs(r)
+                    d[j] = w if r > 0 else (-w if r < 0 else 0)
+                elif fabs(r) <= delta:  # HUBER
+                    row_loss += 0.5 * r * r
+                else:
+                    row_loss += delta * (fabs(r) - 0.5 * delta)
+                    d[j] = w * delta if r > 0 else -w * delta
             else:  # EXP, Poisson deviance y log(y / p) - y + p
                 if y[j] != 0:
                     row_loss += y[j] * _log(y[j] / p)
@@ -223,6 +318,180 @@ cdef void csr_weight_grad(floating* GW, const floating* D, const floating* data,
             s = scale * data[p]
             for j in range(c0, c1):
                 g[j] += s * d[j]
+
+
+# --- dropout ------------------------------------------------------------------------
+# A unit's mask bit is a hash of (key, row, unit), where the caller derives `key` from
+# the fit's seed, the epoch and the layer and `row` is the row's index in the training
+# data: the masks do not depend on batch boundaries or on the thread that computes them.
+
+cdef unsigned long long mix64(unsigned long long z) noexcept nogil:
+    """splitmix64's finalizer: a bijective 64-bit mixer."""
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL
+    return z ^ (z >> 31)
+
+
+cdef void dropout_apply(floating* A, Py_ssize_t ld, Py_ssize_t n, Py_ssize_t m,
+                        const Py_ssize_t* rows, Py_ssize_t row0, Py_ssize_t col0,
+                        unsigned long long key, double rate) noexcept nogil:
+    """Inverted dropout on the (n, m) block A (rows ld apart): keep each entry with
+    probability 1 - rate and scale it by 1 / (1 - rate), or zero it. Block row i is data
+    row rows[i] (or row0 + i when rows is NULL); block column j is unit col0 + j. The
+    same call on a gradient applies the same mask (backward)."""
+    cdef Py_ssize_t i, j
+    cdef unsigned long long row_key
+    cdef floating* a
+    cdef floating scale = <floating> (1 / (1 - rate))
+    # keep when the top 24 bits, as a fraction of 2^24, are >= rate
+    cdef unsigned long long threshold = <unsigned long long> (rate * 16777216.0)
+    for i in range(n):
+        row_key = mix64(key ^ <unsigned long long> (rows[i] if rows != NULL else row0 + i))
+        a = A + i * ld
+        for j in range(m):
+            if (mix64(row_key + <unsigned long long> (col0 + j) * 0x9e3779b97f4a7c15ULL)
+                    >> 40) >= threshold:
+                a[j] = a[j] * scale
+            else:
+                a[j] = 0
+
+
+# --- batch normalization -------------------------------------------------------------
+# Per unit j over the n rows of a batch: xh = (z - mean) / sqrt(var + eps) (biased
+# variance, as Keras), y = gamma * xh + beta. Both kernels work on the columns c0:c1
+# only, so callers can share columns among threads; `acc` is double scratch of at least
+# 2 * m, summed in row order (deterministic for any thread count).
+
+cdef void batchnorm_forward(floating* Y, floating* XH, floating* mean, floating* var,
+                            const floating* gamma, const floating* beta, double* acc,
+                            Py_ssize_t n, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
+                            double eps, bint batch_stats) noexcept nogil:
+    """Y (n, m) holds z on entry and y on exit, XH gets xh. batch_stats: mean and var
+    are computed from the batch (and stored); otherwise they are read (running
+    statistics)."""
+    cdef Py_ssize_t i, j
+    cdef floating* y
+    cdef floating* xh
+    cdef double d
+    cdef floating inv
+    if batch_stats:
+        for j in range(c0, c1):
+            acc[j] = 0
+            acc[m + j] = 0
+        for i in range(n):
+            y = Y + i * m
+            for j in range(c0, c1):
+                acc[j] += y[j]
+        for j in range(c0, c1):
+            acc[j] /= n
+        for i in range(n):
+            y = Y + i * m
+            for j in range(c0, c1):
+                d = y[j] - acc[j]
+                acc[m + j] += d * d
+        for j in range(c0, c1):
+            mean[j] = <floating> acc[j]
+            var[j] = <floating> (acc[m + j] / n)
+    for j in range(c0, c1):
+        acc[m + j] = 1 / sqrt(<double> var[j] + eps)
+    for i in range(n):
+        y = Y + i * m
+        xh = XH + i * m
+        for j in range(c0, c1):
+            inv = <floating> acc[m + j]
+            xh[j] = (y[j] - mean[j]) * inv
+            y[j] = gamma[j] * xh[j] + beta[j]
+
+
+cdef void batchnorm_backward(floating* D, const floating* XH, const floating* var,
+                             const floating* gamma, floating* g_gamma, floating* g_beta,
+                             double* acc, Py_ssize_t n, Py_ssize_t m, Py_ssize_t c0,
+                             Py_ssize_t c1, double eps, floating scale) noexcept nogil:
+    """D (n, m) holds dL/dy on entry and dL/dz on exit (batch statistics):
+    dz = gamma / sqrt(var + eps) * (dy - mean(dy) - xh * mean(dy * xh)).
+    g_gamma = scale * sum(dy * xh), g_beta = scale * sum(dy) over the rows."""
+    cdef Py_ssize_t i, j
+    cdef floating* d
+    cdef const floating* xh
+    cdef floating k, mb, mg
+    for j in range(c0, c1):
+        acc[j] = 0
+        acc[m + j] = 0
+    for i in range(n):
+        d = D + i * m
+        xh = XH + i * m
+        for j in range(c0, c1):
+            acc[j] += d[j]
+            acc[m + j] += d[j] * xh[j]
+    for j in range(c0, c1):
+        g_beta[j] = <floating> (scale * acc[j])
+        g_gamma[j] = <floating> (scale * acc[m + j])
+    for i in range(n):
+        d = D + i * m
+        xh = XH + i * m
+        for j in range(c0, c1):
+            k = <floating> (gamma[j] / sqrt(<double> var[j] + eps))
+            mb = <floating> (acc[j] / n)
+            mg = <floating> (acc[m + j] / n)
+            d[j] = k * (d[j] - mb - xh[j] * mg)
+
+
+# --- training score --------------------------------------------------------------------
+
+cdef void score_stats(double* stats, const floating* P, const floating* Y,
+                      const floating* sw, Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """Add one batch's predictions P (n, m, after the output activation) against the
+    targets Y to the epoch's score sums. Classifiers (SOFTMAX, LOGISTIC): stats[0] +=
+    weight of the rows whose predicted labels are all right, stats[1] += total weight.
+    Regressors: per output k, stats[2 + 4k:] = (weight, weighted mean of y, weighted
+    sum of squared deviations of y, weighted sum of squared residuals), each batch's
+    moments merged into the running ones (Chan et al.) so that no large sums cancel."""
+    cdef Py_ssize_t i, j, best
+    cdef const floating* p
+    cdef const floating* y
+    cdef double w, wb, mb, m2b, res, delta, r
+    cdef double* s
+    cdef bint right
+    if act == SOFTMAX or act == LOGISTIC:
+        for i in range(n):
+            p = P + i * m
+            y = Y + i * m
+            w = sw[i] if sw != NULL else 1
+            if act == SOFTMAX:
+                best = 0
+                for j in range(1, m):
+                    if p[j] > p[best]:
+                        best = j
+                right = y[best] == 1
+            else:
+                right = True
+                for j in range(m):
+                    if (p[j] > 0.5) != (y[j] > 0.5):
+                        right = False
+            stats[0] += w if right else 0
+            stats[1] += w
+        return
+    for j in range(m):
+        wb = mb = m2b = res = 0
+        for i in range(n):
+            w = sw[i] if sw != NULL else 1
+            wb += w
+            mb += w * Y[i * m + j]
+        if wb == 0:
+            continue
+        mb /= wb
+        for i in range(n):
+            w = sw[i] if sw != NULL else 1
+            delta = Y[i * m + j] - mb
+            r = Y[i * m + j] - P[i * m + j]
+            m2b += w * delta * delta
+            res += w * r * r
+        s = stats + 2 + 4 * j
+        delta = mb - s[1]
+        s[2] += m2b + delta * delta * s[0] * wb / (s[0] + wb)
+        s[1] += delta * wb / (s[0] + wb)
+        s[0] += wb
+        s[3] += res
 
 
 cdef void debug_fail(const char* what) noexcept nogil:
