@@ -135,3 +135,22 @@ def test_invalid_init_is_rejected():
     X = np.zeros((4, 2))
     with pytest.raises(ValueError, match="init"):
         cymlp.MLPRegressor(init="orthogonal").fit(X, np.arange(4.0))
+
+
+@pytest.mark.parametrize("init", [None, "he_normal"])
+def test_batch_norm_starts_with_zero_hidden_intercepts_and_unit_scales(init):
+    """With batch normalization the hidden intercepts are unused and stay zero; the
+    weights are the same draws as without it (init=None: scikit-learn's stream)."""
+    kw = dict(init=init, hidden=(7, 5), n_features=4)
+    bn, _, _ = _init_only(batch_normalization=True, **kw)
+    plain, _, _ = _init_only(**kw)
+    for a, b in zip(bn.coefs_, plain.coefs_):
+        assert_array_equal(a, b)
+    for b in bn.intercepts_[:-1]:
+        assert_array_equal(b, 0)
+    assert_array_equal(bn.intercepts_[-1], plain.intercepts_[-1])
+    net = bn._network
+    assert len(net.bn_scales) == 2
+    for gamma, beta in zip(net.bn_scales, net.bn_shifts):
+        assert_array_equal(gamma, 1)
+        assert_array_equal(beta, 0)

@@ -475,3 +475,74 @@ def test_history_array_is_checked(tmp_path):
         np.savez(f, **members)
     with pytest.raises(ValueError, match="checksum"):
         cymlp.load(tmp_path / "m")
+
+
+NETWORK_CASES = [
+    dict(batch_normalization=True),
+    dict(dropout=0.3, activation="gelu"),
+    dict(batch_normalization=True, dropout=[0.2, 0.1], activation="silu", solver="adamw"),
+    dict(batch_normalization=True, solver="sgd", dtype=np.float32),
+]
+
+
+@pytest.mark.parametrize("kw", NETWORK_CASES)
+def test_network_config_and_running_statistics_round_trip(tmp_path, kw):
+    """Batch normalization, dropout, new activations: the loaded model predicts
+    identically and partial_fit continues exactly as the original would have."""
+    clf, X, y = _fitted_classifier(batch_size=32, **kw)
+    net = clf._network
+    if kw.get("batch_normalization"):
+        assert net.running.size == 2 * (8 + 4)
+        assert not np.all(net.running[:8] == 0)  # training moved the running means
+    twin = pickle.loads(pickle.dumps(clf))
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert loaded._network.config() == net.config()
+    assert_array_equal(loaded._network.params, net.params)
+    assert_array_equal(loaded._network.running, net.running)
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    for est in (twin, loaded):
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+    assert_array_equal(loaded._network.params, twin._network.params)
+    assert_array_equal(loaded._network.running, twin._network.running)
+    assert_array_equal(loaded.predict_proba(X), twin.predict_proba(X))
+    assert not np.array_equal(loaded._network.params, net.params)  # it did train
+
+
+@pytest.mark.parametrize("loss", ["absolute_error", "huber"])
+def test_robust_loss_regressor_round_trip(tmp_path, loss):
+    X, y = load_diabetes(return_X_y=True)
+    y = (y - y.mean()) / y.std()
+    reg = _quiet_fit(MLPRegressor(loss=loss, huber_delta=0.5, max_iter=5, random_state=0), X, y)
+    twin = pickle.loads(pickle.dumps(reg))
+    reg.save(tmp_path / "r")
+    loaded = cymlp.load(tmp_path / "r")
+    assert loaded._network.config()["loss"] == loss
+    assert loaded._network.config()["huber_delta"] == 0.5
+    assert_array_equal(loaded.predict(X), reg.predict(X))
+    for est in (twin, loaded):
+        est.partial_fit(X, y)
+    assert_array_equal(loaded._network.params, twin._network.params)
+
+
+def test_running_statistics_are_checked(tmp_path):
+    clf, X, y = _fitted_classifier(batch_normalization=True, batch_size=32)
+    path = tmp_path / "m"
+    clf.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    members["running"] = members["running"] + 1
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(ValueError, match="'running'.*checksum"):
+        cymlp.load(path)
+    # a file whose running statistics are missing altogether
+    members["running"] = members["running"] - 1
+    header = json.loads(members.pop("header").tobytes().decode())
+    del members["running"], header["sha256"]["running"]
+    members["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    with pytest.raises(ValueError, match="running statistics"):
+        cymlp.load(path)

@@ -131,3 +131,25 @@ def test_batch_norm_and_dropout_counts_from_config():
     rows = _summary.layer_rows(config)
     assert [(r[5], r[6]) for r in rows[1:]] == _dense_counts([20, 64, 32, 3])
     assert [r[4] for r in rows[1:]] == ["dropout 0.25", "dropout 0.1", ""]
+
+
+def test_fitted_batch_norm_dropout_model():
+    """A fitted model with batch normalization and dropout: counts from the layer sizes,
+    and consistent with the engine's buffers (whose unused zero hidden intercepts are
+    not counted)."""
+    X, y = load_iris(return_X_y=True)
+    clf = MLPClassifier((12, 6), batch_normalization=True, dropout=[0.25, 0.0], max_iter=2)
+    text = _fit(clf, X, y).summary()
+    rows = _rows(text)
+    units = [4, 12, 6, 3]
+    expected = _dense_counts(units, batch_norm=True)
+    for name, (t, n) in zip(("hidden_1", "hidden_2", "output"), expected):
+        assert rows[name][3] == t + n
+    assert rows["hidden_1"][2] == ["relu", "batch", "norm,", "dropout", "0.25"]
+    assert rows["hidden_2"][2] == ["relu", "batch", "norm"]
+    totals = _totals(text)
+    assert totals["Trainable params"] == sum(t for t, _ in expected)
+    assert totals["Non-trainable params"] == 2 * (12 + 6)
+    net = clf._network
+    assert totals["Total params"] == net.params.size - (12 + 6) + net.running.size
+    assert totals["Non-trainable params"] == net.running.size
