@@ -158,7 +158,7 @@ def save(estimator, path):
         arrays["running"] = running
     history = getattr(estimator, "history_", None)
     if history is not None:
-        keys = []
+        keys: list[str] = []
         for key, values in history.items():
             try:
                 values = np.asarray(values, dtype=np.float64)
