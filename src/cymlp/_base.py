@@ -254,6 +254,9 @@ class BaseMLP(BaseEstimator, ABC):
         )
         # init=None: scikit-learn's draws exactly; otherwise Keras's scheme (see _init).
         _init.initialize_weights(self.init, self.activation, self._random_state, self._network)
+        if self._network.batch_norm:  # beta shifts instead: the hidden biases stay unused
+            for intercept in self._network.intercepts[:-1]:
+                intercept[...] = 0
         self._bind_views()
         self._best_params = self._network.params.copy()
         if self.solver in _STOCHASTIC_SOLVERS:

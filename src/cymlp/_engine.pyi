@@ -6,10 +6,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._optim import AdamOptimizer, SGDOptimizer
 
 HIDDEN_ACTIVATIONS: dict[str, int]
 OUTPUT_ACTIVATIONS: dict[str, int]
+REGRESSION_LOSSES: dict[str, int]
 DEFAULT_CHUNK: int
 
 def blas_single_threaded() -> AbstractContextManager[Any]: ...
@@ -40,13 +40,43 @@ class Network:
     def n_weights(self) -> int: ...
     @property
     def n_outputs(self) -> int: ...
+    @property
+    def loss(self) -> str: ...
+    @property
+    def huber_delta(self) -> float: ...
+    @property
+    def dropout(self) -> list[float]: ...
+    @property
+    def batch_norm(self) -> bool: ...
+    @property
+    def running(self) -> NDArray[Any]: ...
+    @property
+    def bn_scales(self) -> list[NDArray[Any]]: ...
+    @property
+    def bn_shifts(self) -> list[NDArray[Any]]: ...
+    @property
+    def bn_means(self) -> list[NDArray[Any]]: ...
+    @property
+    def bn_vars(self) -> list[NDArray[Any]]: ...
     def __init__(
         self,
         layer_units: Sequence[int],
         hidden_activation: str,
         output_activation: str,
         dtype: DTypeLike,
+        *,
+        dropout: Sequence[float] | None = None,
+        batch_norm: bool = False,
+        loss: str = "squared_error",
+        huber_delta: float = 1.0,
     ) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+    def n_batches(self, n: int, batch_size: int) -> int: ...
+    def new_stats(self) -> NDArray[np.float64]: ...
+    def finish_stats(self, stats: NDArray[np.float64]) -> dict[str, float]: ...
+    def dropout_mask(
+        self, layer: int, rows: ArrayLike, epoch: int = 0, seed: int = 0
+    ) -> NDArray[np.float64]: ...
     def astype(self, dtype: DTypeLike) -> Network: ...
     def reserve(self, rows: int) -> None: ...
     def release(self) -> None: ...
@@ -59,9 +89,22 @@ class Network:
         order: ArrayLike | None,
         batch_size: int,
         alpha: float,
-        optimizer: SGDOptimizer | AdamOptimizer,
+        optimizer: Any,
+        *,
+        stats: NDArray[np.float64] | None = None,
+        epoch: int = 0,
+        seed: int = 0,
+        batches: tuple[int, int] | None = None,
     ) -> float: ...
     def loss_and_grad(
-        self, X: Any, Y: ArrayLike, sample_weight: ArrayLike | None = None, alpha: float = 0.0
+        self,
+        X: Any,
+        Y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        alpha: float = 0.0,
+        *,
+        training: bool = False,
+        epoch: int = 0,
+        seed: int = 0,
     ) -> tuple[float, NDArray[Any]]: ...
     def predict(self, X: Any, chunk: int = ...) -> NDArray[Any]: ...

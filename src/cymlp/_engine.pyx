@@ -294,11 +294,10 @@ cdef inline void _bn_forward_block(const Net* net, const floating* P, floating* 
                                    floating* pre, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
     cdef Py_ssize_t m = net.units[l]
     cdef const floating* gamma = P + net.g_off[l]
-    batchnorm_forward(A, ws + net.xh_off[l], mean, mean + m, gamma, gamma + m, net.acc, nb,
-                      m, c0, c1, BN_EPSILON, True)
-    # (the hidden bias is zero under batch normalization: beta shifts instead)
-    forward_epilogue(A, pre, P + net.b_off[l - 1], m, 0, nb, c0, c1 - c0, net.hidden_act,
-                     net, l, X)
+    batchnorm_forward(A, ws + net.xh_off[l], mean, mean + m, gamma, net.acc, nb, m, c0, c1,
+                      BN_EPSILON, True)
+    # beta (after gamma) takes the place of the dense layer's bias, which stays unused
+    forward_epilogue(A, pre, gamma + m, m, 0, nb, c0, c1 - c0, net.hidden_act, net, l, X)
 
 
 cdef void bn_forward(const Net* net, const floating* P, floating* ws, int l, Py_ssize_t nb,
@@ -787,6 +786,22 @@ cdef class Network:
         for l in range(len(self.layer_units)):
             self._keys[l] = _mix64(base + l)
 
+    def dropout_mask(self, int layer, rows, epoch=0, seed=0):
+        """The dropout multipliers (0 or 1 / (1 - rate)) of hidden layer `layer` (1-based)
+        for the data rows `rows` in the given epoch: what training applies."""
+        if not 1 <= layer < len(self.layer_units) - 1:
+            raise ValueError(f"layer must be a hidden layer, 1..{len(self.layer_units) - 2}")
+        rows = np.ascontiguousarray(rows, dtype=np.intp)
+        out = np.ones((rows.shape[0], self.layer_units[layer]), dtype=np.float64)
+        self._set_keys(epoch, seed)
+        cdef double rate = self._rates[layer]
+        cdef Py_ssize_t n = out.shape[0], m = out.shape[1], zero = 0
+        cdef unsigned long long key = self._keys[layer]
+        if rate > 0:
+            dropout_apply(<double*> _ptr(out), m, n, m, <const Py_ssize_t*> _ptr(rows), zero,
+                          zero, key, rate)
+        return out
+
     cdef Net _net(self, bint training=False, bint update_running=False):
         cdef Net net
         cdef bint ws = self._ws is not None
@@ -922,8 +937,8 @@ cdef class Network:
             k0, k1 = batches
             if not 0 <= k0 <= k1 <= n_batches:
                 raise ValueError(f"batches must lie in [0, {n_batches}], got {batches}")
-        if stats is not None and (stats.dtype != np.float64 or stats.shape != (5 + 4 * self.n_outputs,)
-                                  or not stats.flags.c_contiguous):
+        if stats is not None and (stats.dtype != np.float64 or not stats.flags.c_contiguous
+                                  or stats.shape != (5 + 4 * self.n_outputs,)):
             raise ValueError("stats must come from new_stats()")
         self.reserve(batch)
         self._set_keys(epoch, seed)
@@ -1049,15 +1064,15 @@ cdef class Network:
 
     def _folded_params(self):
         """The parameters with each hidden layer's batch normalization (running
-        statistics) folded into its weights and bias: act(s * (X W - mean) + beta + b)
-        with s = gamma / sqrt(var + eps) is act(X (W s) + (beta + b - s * mean))."""
+        statistics) folded into its weights and bias: act(s * (X W - mean) + beta) with
+        s = gamma / sqrt(var + eps) is act(X (W s) + (beta - s * mean))."""
         folded = self.params.astype(np.float64)
         for l in range(1, len(self.layer_units) - 1):
             s = self.bn_scales[l - 1] / np.sqrt(self.bn_vars[l - 1].astype(np.float64) + BN_EPSILON)
             w0, b0 = self._w_off[l - 1], self._b_off[l - 1]
             fan_in, width = self.layer_units[l - 1], self.layer_units[l]
             folded[w0:w0 + fan_in * width].reshape(fan_in, width)[...] *= s
-            folded[b0:b0 + width] += self.bn_shifts[l - 1] - s * self.bn_means[l - 1]
+            folded[b0:b0 + width] = self.bn_shifts[l - 1] - s * self.bn_means[l - 1]
         return folded.astype(self.dtype)
 
     def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):

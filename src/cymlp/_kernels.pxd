@@ -49,7 +49,7 @@ cdef void dropout_apply(floating* A, Py_ssize_t ld, Py_ssize_t n, Py_ssize_t m,
                         unsigned long long key, double rate) noexcept nogil
 cdef unsigned long long mix64(unsigned long long z) noexcept nogil
 cdef void batchnorm_forward(floating* Y, floating* XH, floating* mean, floating* var,
-                            const floating* gamma, const floating* beta, double* acc,
+                            const floating* gamma, double* acc,
                             Py_ssize_t n, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                             double eps, bint batch_stats) noexcept nogil
 cdef void batchnorm_backward(floating* D, const floating* XH, const floating* var,

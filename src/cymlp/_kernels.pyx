@@ -363,10 +363,11 @@ cdef void dropout_apply(floating* A, Py_ssize_t ld, Py_ssize_t n, Py_ssize_t m,
 # 2 * m, summed in row order (deterministic for any thread count).
 
 cdef void batchnorm_forward(floating* Y, floating* XH, floating* mean, floating* var,
-                            const floating* gamma, const floating* beta, double* acc,
+                            const floating* gamma, double* acc,
                             Py_ssize_t n, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                             double eps, bint batch_stats) noexcept nogil:
-    """Y (n, m) holds z on entry and y on exit, XH gets xh. batch_stats: mean and var
+    """Y (n, m) holds z on entry and gamma * xh on exit (the caller adds beta with the
+    activation), XH gets xh. batch_stats: mean and var
     are computed from the batch (and stored); otherwise they are read (running
     statistics)."""
     cdef Py_ssize_t i, j
@@ -400,7 +401,7 @@ cdef void batchnorm_forward(floating* Y, floating* XH, floating* mean, floating*
         for j in range(c0, c1):
             inv = <floating> acc[m + j]
             xh[j] = (y[j] - mean[j]) * inv
-            y[j] = gamma[j] * xh[j] + beta[j]
+            y[j] = gamma[j] * xh[j]
 
 
 cdef void batchnorm_backward(floating* D, const floating* XH, const floating* var,
