@@ -61,7 +61,8 @@ def _numpy_forward(net, X, masks=None, batch_stats=True):
                 mean, var = Z.mean(axis=0), Z.var(axis=0)
             else:
                 mean, var = net.bn_means[layer - 1], net.bn_vars[layer - 1]
-            Z = net.bn_scales[layer - 1] * (Z - mean) / np.sqrt(var + EPS_BN) + net.bn_shifts[layer - 1]
+            gamma, beta = net.bn_scales[layer - 1], net.bn_shifts[layer - 1]
+            Z = gamma * (Z - mean) / np.sqrt(var + EPS_BN) + beta
             b = 0  # unused under batch normalization: beta shifts instead
         A = act(Z + b)
         if masks is not None:
