@@ -198,18 +198,28 @@ class BaseMLP(BaseEstimator, ABC):
         return net.astype(np.float64)
 
     # ------------------------------------------------------------ parameters as views
+    def _view_attributes(self):
+        """(attribute name, the network's views) of every parameter attribute."""
+        net = self._network
+        views = [("coefs_", net.coefs), ("intercepts_", net.intercepts)]
+        if net.batch_norm:
+            views += [
+                ("bn_gamma_", net.bn_scales),
+                ("bn_beta_", net.bn_shifts),
+                ("bn_moving_mean_", net.bn_means),
+                ("bn_moving_variance_", net.bn_vars),
+            ]
+        return views
+
     def _bind_views(self):
-        self.coefs_ = list(self._network.coefs)
-        self.intercepts_ = list(self._network.intercepts)
+        for name, views in self._view_attributes():
+            setattr(self, name, list(views))
 
     def _sync_params(self):
         """Copy arrays the user assigned to coefs_ / intercepts_ into the flat buffer and
         make the attributes views of it again."""
-        net = self._network
-        for mine, theirs, name in (
-            (net.coefs, self.coefs_, "coefs_"),
-            (net.intercepts, self.intercepts_, "intercepts_"),
-        ):
+        for name, mine in self._view_attributes():
+            theirs = getattr(self, name)
             if len(theirs) != len(mine):
                 raise ValueError(f"{name} has {len(theirs)} arrays, the network has {len(mine)}")
             for i, (view, value) in enumerate(zip(mine, theirs)):
@@ -226,8 +236,8 @@ class BaseMLP(BaseEstimator, ABC):
         # The views are rebuilt from the network on unpickling, so they stay views.
         if "_network" in state:
             self._sync_params()
-            state.pop("coefs_", None)
-            state.pop("intercepts_", None)
+            for name, _ in self._view_attributes():
+                state.pop(name, None)
         return state
 
     def __setstate__(self, state):

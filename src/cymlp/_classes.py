@@ -136,6 +136,12 @@ _COMMON_ATTRIBUTES = """
         Weight matrices, views of the network's flat parameter buffer.
     intercepts_ : list of ndarray of shape (fan_out,)
         Bias vectors, views of the same buffer.
+    bn_gamma_, bn_beta_ : list of ndarray of shape (units,)
+        With batch_normalization=True: each hidden layer's learned scale and shift
+        (views of the same buffer; `alpha` does not penalise them).
+    bn_moving_mean_, bn_moving_variance_ : list of ndarray of shape (units,)
+        With batch_normalization=True: each hidden layer's running statistics, used
+        in prediction.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
