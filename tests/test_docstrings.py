@@ -16,7 +16,7 @@ import pytest
 import cymlp
 
 ESTIMATORS = [cymlp.MLPClassifier, cymlp.MLPRegressor]
-FUNCTIONS = [cymlp.load, cymlp.show_versions]
+FUNCTIONS = [cymlp.from_sklearn, cymlp.load, cymlp.show_versions]
 # the public methods the API promises (more may come from scikit-learn)
 API_METHODS = {
     cymlp.MLPClassifier: [
@@ -28,8 +28,9 @@ API_METHODS = {
         "score",
         "save",
         "summary",
+        "to_sklearn",
     ],
-    cymlp.MLPRegressor: ["fit", "partial_fit", "predict", "score", "save", "summary"],
+    cymlp.MLPRegressor: ["fit", "partial_fit", "predict", "score", "save", "summary", "to_sklearn"],
 }
 
 
@@ -108,6 +109,7 @@ def test_public_names_have_docstrings(obj):
     assert set(cymlp.__all__) == {
         "MLPClassifier",
         "MLPRegressor",
+        "from_sklearn",
         "load",
         "show_versions",
         "__version__",

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ._classes import MLPClassifier, MLPRegressor
+from ._convert import from_sklearn
 from ._persistence import load
 from ._show_versions import show_versions
 
@@ -31,4 +32,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = _version_from_pyproject(Path(__file__).resolve().parents[2] / "pyproject.toml")
 
-__all__ = ["MLPClassifier", "MLPRegressor", "load", "show_versions", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "load", "show_versions", "__version__"]

@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _init, _persistence, _summary, _training
+from . import _convert, _init, _persistence, _summary, _training
 from ._engine import Network
 from ._typing import fit_context
 
@@ -416,6 +416,42 @@ class BaseMLP(BaseEstimator, ABC):
             If the estimator has not been fitted (the input width is not known yet).
         """
         return _summary.summary(self)
+
+    def to_sklearn(self) -> Any:
+        """The equivalent fitted scikit-learn MLP, to serve or train on in scikit-learn.
+
+        A :class:`sklearn.neural_network.MLPClassifier` or ``MLPRegressor`` with this
+        estimator's scikit-learn parameters ('sigmoid' becomes 'logistic'), a copy of
+        its weights in their dtype, its classes and its fitted attributes (curves,
+        iteration and sample counts, the stopping counter, the best weights). It
+        predicts what this estimator predicts, to rounding. For solver 'sgd' and
+        'adam' the optimizer state goes along, so scikit-learn's ``partial_fit``
+        continues the training. ``cymlp.from_sklearn`` converts back.
+
+        Returns
+        -------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            The fitted scikit-learn estimator; this one is not modified.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted.
+        ValueError
+            If the model uses what scikit-learn's MLP cannot represent: batch
+            normalization, an activation other than 'identity', 'logistic' ('sigmoid'),
+            'tanh' and 'relu', the 'absolute_error' or 'huber' loss, or solver 'adamw'
+            or 'rmsprop' (``set_params(solver='adam')`` first hands the weights over
+            anyway). The message names the problem.
+
+        Warns
+        -----
+        UserWarning
+            When cymlp-only parameters that act only in training (dropout, init,
+            class_weight, callbacks, weight_decay, rho) or the `dtype` parameter are
+            set: they are dropped.
+        """
+        return _convert.to_sklearn(self)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
