@@ -1,16 +1,551 @@
-"""Callbacks: objects the epoch loop calls at the start and end of training and after
-every epoch (Keras's callback protocol, on scikit-learn estimators)."""
+"""Callbacks: objects the epoch loop calls at the start and end of training and around
+every epoch (Keras's callback protocol, on scikit-learn estimators).
+
+Give them to an estimator with ``callbacks=[...]``. ``fit`` calls ``on_train_begin``
+once, then ``on_epoch_begin`` and ``on_epoch_end`` around every epoch, then
+``on_train_end``; a ``partial_fit`` call is one epoch and calls ``on_epoch_begin`` and
+``on_epoch_end`` only. ``logs`` holds the epoch's entries of the estimator's
+``history_``: ``'loss'``, ``'score'``, ``'val_loss'`` and ``'val_score'`` (when there is
+validation data), ``'learning_rate'`` and ``'epoch_time'``. Epochs are numbered by their
+index in ``history_``, continuing across ``warm_start`` fits and ``partial_fit`` calls.
+
+scikit-learn's own stopping rule (``tol``, ``n_iter_no_change``) keeps running beside
+the callbacks. A callback keeps its state (best value seen, epochs waited) on itself and
+resets it in ``on_train_begin``, so one callback list can serve several fits (``clone``,
+``GridSearchCV``); the estimator never changes its ``callbacks`` list.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
 
 
 class Callback:
-    """Base class of the callbacks: override the hooks you need."""
+    """Base class of the callbacks: override the hooks you need.
+
+    Every hook receives the estimator being trained; its fitted attributes
+    (``coefs_``, ``history_``, ...) are up to date when the hook runs.
+    """
+
+    def on_train_begin(self, estimator: Any, logs: dict[str, float]) -> None:
+        """Called once at the start of `fit`, before the first epoch.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        logs : dict
+            Empty.
+        """
+
+    def on_epoch_begin(self, estimator: Any, epoch: int, logs: dict[str, float]) -> None:
+        """Called before every epoch (a learning-rate schedule sets the rate here).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number: its index in ``estimator.history_``.
+        logs : dict
+            Empty.
+        """
+
+    def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> bool | None:
+        """Called after every epoch; return True to stop training after it.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number: its index in ``estimator.history_``.
+        logs : dict
+            The epoch's entries of ``estimator.history_`` (a copy).
+
+        Returns
+        -------
+        stop : bool or None
+            True stops training after this epoch (in `fit`; a `partial_fit` call is
+            one epoch anyway).
+        """
+        return False
+
+    def on_train_end(self, estimator: Any, logs: dict[str, float]) -> None:
+        """Called once at the end of `fit`, after the last epoch.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The trained estimator.
+        logs : dict
+            The last epoch's entries of ``estimator.history_`` (empty if no epoch
+            finished).
+        """
+
+    def _monitored(self) -> str | None:
+        """The history key this callback watches, if any (checked at the start of fit)."""
+        return None
+
+    def _on_non_finite(self, estimator: Any, epoch: int) -> bool:
+        """Called when an epoch's loss or weights became non-finite (the weights of the
+        previous epoch have been restored); True ends training without an error."""
+        return False
+
+    def __repr__(self) -> str:
+        names = [
+            name
+            for name in inspect.signature(type(self).__init__).parameters
+            if name != "self" and hasattr(self, name)
+        ]
+        params = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({params})"
+
+
+def _better(mode, current, best, min_delta):
+    if mode == "min":
+        return current < best - min_delta
+    return current > best + min_delta
+
+
+def _resolve_mode(mode, monitor):
+    """'auto': a score is maximised, everything else (losses) minimised."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        return "max" if "score" in monitor else "min"
+    return mode
+
+
+def _current(logs, monitor, who):
+    if monitor not in logs:
+        raise ValueError(
+            f"{who} monitors {monitor!r}, which this epoch's logs lack; they have {sorted(logs)}."
+        )
+    return float(logs[monitor])
+
+
+def _weights(estimator):
+    """A copy of everything that defines the network's function: parameters and (batch
+    normalization) running statistics."""
+    network = estimator._network
+    return network.params.copy(), network.running.copy()
+
+
+def _set_weights(estimator, weights):
+    network = estimator._network
+    network.params[:] = weights[0]
+    network.running[:] = weights[1]
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored quantity has stopped improving.
+
+    Parameters
+    ----------
+    monitor : str, default='val_loss'
+        The ``history_`` key to watch: 'loss', 'score', 'val_loss' or 'val_score'
+        (the ``val_*`` ones need validation data: ``X_val`` / ``y_val`` in `fit`, or
+        ``early_stopping=True``).
+    patience : int, default=0
+        Epochs in a row without improvement after which training stops (as in Keras,
+        0 and 1 both stop after the first such epoch).
+    min_delta : float, default=0
+        Smallest change that counts as an improvement.
+    mode : {'auto', 'min', 'max'}, default='auto'
+        Whether the quantity should decrease or increase; 'auto' maximises a
+        ``*score*`` and minimises anything else.
+    restore_best_weights : bool, default=False
+        At the end of `fit`, put back the weights of the best epoch (whether this
+        callback stopped training or not; Keras restores them only when it stops).
+
+    Attributes
+    ----------
+    best : float
+        Best value seen in the current fit.
+    stopped_epoch : int or None
+        The epoch after which this callback stopped training (None if it did not).
+
+    Notes
+    -----
+    scikit-learn's own rule (``tol``, ``n_iter_no_change``) keeps running beside this
+    callback; a warning at the start of `fit` says when `patience` exceeds
+    ``n_iter_no_change`` (set ``n_iter_no_change=np.inf`` to leave stopping to the
+    callback).
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.mode = mode
+        self.restore_best_weights = restore_best_weights
+        self._reset()
+
+    def _reset(self):
+        self._mode = _resolve_mode(self.mode, self.monitor)
+        self.best = math.inf if self._mode == "min" else -math.inf
+        self.stopped_epoch = None
+        self._wait = 0
+        self._best_weights = None
+
+    def _monitored(self):
+        return self.monitor
 
     def on_train_begin(self, estimator, logs):
-        """Called once before the first epoch of `fit`."""
+        """Reset the state (best value, epochs waited, best weights).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        logs : dict
+            Empty.
+        """
+        self._reset()
 
     def on_epoch_end(self, estimator, epoch, logs):
-        """Called after every epoch; return True to stop training after it."""
+        """Record an improvement, or count one more epoch without it.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number.
+        logs : dict
+            The epoch's history entries.
+
+        Returns
+        -------
+        stop : bool
+            True once `patience` epochs in a row did not improve.
+        """
+        current = _current(logs, self.monitor, "EarlyStopping")
+        if _better(self._mode, current, self.best, abs(self.min_delta)):
+            self.best = current
+            self._wait = 0
+            if self.restore_best_weights:
+                self._best_weights = _weights(estimator)
+            return False
+        self._wait += 1
+        if self._wait >= self.patience:  # Keras's count: patience=0 or 1 stop at once
+            self.stopped_epoch = epoch
+            return True
         return False
 
     def on_train_end(self, estimator, logs):
-        """Called once after the last epoch of `fit`."""
+        """Restore the best epoch's weights (with ``restore_best_weights=True``).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The trained estimator.
+        logs : dict
+            The last epoch's history entries.
+        """
+        if self.restore_best_weights and self._best_weights is not None:
+            _set_weights(estimator, self._best_weights)
+        self._best_weights = None  # do not keep a copy of the weights alive
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when a monitored quantity stalls.
+
+    Parameters
+    ----------
+    monitor : str, default='val_loss'
+        The ``history_`` key to watch (see :class:`EarlyStopping`).
+    factor : float, default=0.1
+        Factor in (0, 1) by which the rate is multiplied.
+    patience : int, default=10
+        Epochs without improvement before the rate is reduced.
+    min_delta : float, default=1e-4
+        Smallest change that counts as an improvement.
+    min_lr : float, default=0
+        The rate is never reduced below this.
+    mode : {'auto', 'min', 'max'}, default='auto'
+        As in :class:`EarlyStopping`.
+    cooldown : int, default=0
+        Epochs to wait after a reduction before counting stalled epochs again.
+
+    Notes
+    -----
+    The rate is the optimizer's base step size (``learning_rate_init`` of adam, adamw
+    and rmsprop, sgd's constant rate); it is recorded in ``history_['learning_rate']``.
+    It cannot be combined with ``learning_rate='invscaling'`` or ``'adaptive'``
+    (ValueError at the start of `fit`).
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        min_lr: float = 0,
+        mode: str = "auto",
+        cooldown: int = 0,
+    ) -> None:
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+        self.monitor = monitor
+        self.factor = factor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.min_lr = min_lr
+        self.mode = mode
+        self.cooldown = cooldown
+        self._reset()
+
+    def _reset(self):
+        self._mode = _resolve_mode(self.mode, self.monitor)
+        self._best = math.inf if self._mode == "min" else -math.inf
+        self._wait = 0
+        self._cooldown_left = 0
+
+    def _monitored(self):
+        return self.monitor
+
+    def on_train_begin(self, estimator, logs):
+        """Reset the state (best value, epochs waited, cooldown).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        logs : dict
+            Empty.
+        """
+        self._reset()
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        """Reduce the rate once `patience` epochs in a row did not improve.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number.
+        logs : dict
+            The epoch's history entries.
+
+        Returns
+        -------
+        stop : bool
+            Always False.
+        """
+        current = _current(logs, self.monitor, "ReduceLROnPlateau")
+        if self._cooldown_left > 0:
+            self._cooldown_left -= 1
+            self._wait = 0
+        if _better(self._mode, current, self._best, abs(self.min_delta)):
+            self._best = current
+            self._wait = 0
+        elif self._cooldown_left == 0:  # Keras's order: the last cooldown epoch counts
+            self._wait += 1
+            if self._wait >= self.patience:
+                optimizer = estimator._optimizer
+                lr = optimizer.base_learning_rate
+                if lr > self.min_lr:
+                    new_lr = max(lr * self.factor, self.min_lr)
+                    optimizer.set_base_learning_rate(new_lr)
+                    if estimator.verbose:
+                        print(
+                            f"Epoch {epoch}: ReduceLROnPlateau set the learning rate to {new_lr}."
+                        )
+                    self._cooldown_left = self.cooldown
+                    self._wait = 0
+        return False
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate before every epoch from a function of the epoch.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr) -> new_lr``: `epoch` is the epoch's number (its index in
+        ``history_``), `lr` the current base rate; the returned rate is used for that
+        epoch and recorded in ``history_['learning_rate']``.
+
+    Notes
+    -----
+    It cannot be combined with ``learning_rate='invscaling'`` or ``'adaptive'``
+    (ValueError at the start of `fit`).
+    """
+
+    def __init__(self, schedule: Callable[[int, float], float]) -> None:
+        self.schedule = schedule
+
+    def on_epoch_begin(self, estimator, epoch, logs):
+        """Set the rate of this epoch to ``schedule(epoch, lr)``.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number.
+        logs : dict
+            Empty.
+        """
+        optimizer = estimator._optimizer
+        lr = self.schedule(epoch, optimizer.base_learning_rate)
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise ValueError(f"The schedule returned {lr!r}, not a number.") from None
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"The schedule returned the learning rate {lr!r}; it must be > 0.")
+        optimizer.set_base_learning_rate(lr)
+
+
+class TerminateOnNaN(Callback):
+    """End training without an error when the loss or the weights become non-finite.
+
+    Without this callback such an epoch raises ValueError ("Training diverged"). With
+    it, training stops, the weights of the last finite epoch are kept (the diverged
+    epoch is not recorded in ``history_`` or ``loss_curve_``), a warning is issued and
+    `fit` returns normally. With ``early_stopping=True`` training would otherwise go
+    on (as in scikit-learn); this callback stops it there too, and the best weights
+    are restored as usual.
+    """
+
+    def _on_non_finite(self, estimator, epoch):
+        warnings.warn(
+            f"TerminateOnNaN: the loss or the weights became non-finite in epoch {epoch}; "
+            "training stopped, the weights of the previous epoch were kept.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return True
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        """Stop on a non-finite loss in the logs.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number.
+        logs : dict
+            The epoch's history entries.
+
+        Returns
+        -------
+        stop : bool
+            True if ``logs['loss']`` is not finite.
+        """
+        return not np.isfinite(logs.get("loss", 0.0))
+
+
+class ModelCheckpoint(Callback):
+    """Save the estimator to a model file after every epoch (or every improvement).
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+        Where to save (``estimator.save(path)``). It may hold Keras-style format
+        fields: ``{epoch}`` (the epoch's number, its index in ``history_``, so the
+        first epoch is 0) and the epoch's history keys, e.g.
+        ``'model-{epoch:03d}-{val_loss:.4f}.cymlp'``.
+    monitor : str, default='val_loss'
+        The ``history_`` key that decides what is best (``save_best_only`` only).
+    save_best_only : bool, default=False
+        Save only when `monitor` improves on the best value so far.
+    mode : {'auto', 'min', 'max'}, default='auto'
+        As in :class:`EarlyStopping`.
+
+    Notes
+    -----
+    The estimator's `callbacks` parameter is stored as None in the file (callbacks are
+    code, not data); the warning the model file writer gives about it is silenced here.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+    ) -> None:
+        self.filepath = filepath
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.mode = mode
+        self._reset()
+
+    def _reset(self):
+        self._mode = _resolve_mode(self.mode, self.monitor)
+        self._best = math.inf if self._mode == "min" else -math.inf
+
+    def _monitored(self):
+        return self.monitor if self.save_best_only else None
+
+    def on_train_begin(self, estimator, logs):
+        """Reset the best value seen.
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        logs : dict
+            Empty.
+        """
+        self._reset()
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        """Save the estimator (with ``save_best_only``: if `monitor` improved).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        epoch : int
+            The epoch's number.
+        logs : dict
+            The epoch's history entries.
+
+        Returns
+        -------
+        stop : bool
+            Always False.
+        """
+        if self.save_best_only:
+            current = _current(logs, self.monitor, "ModelCheckpoint")
+            if not _better(self._mode, current, self._best, 0.0):
+                return False
+            self._best = current
+        path = os.fspath(self.filepath)
+        if isinstance(path, str) and "{" in path:
+            path = path.format(epoch=epoch, **logs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Parameter callbacks=", category=UserWarning)
+            estimator.save(path)
+        return False
