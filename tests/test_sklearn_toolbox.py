@@ -514,8 +514,13 @@ def test_routing_set_fit_request_api(routing):
             assert hasattr(cy, setter) == hasattr(sk, setter), (name, setter)
         r_cy = cy.get_metadata_routing()
         r_sk = sk.get_metadata_routing()
+        # plus the validation data of fit and partial_fit (X_val, y_val, sample_weight_val)
+        validation = {"X_val": None, "y_val": None, "sample_weight_val": None}
         for method in ("fit", "partial_fit", "score"):
-            assert getattr(r_cy, method).requests == getattr(r_sk, method).requests, method
+            expected = dict(getattr(r_sk, method).requests)
+            if method != "score":
+                expected.update(validation)
+            assert getattr(r_cy, method).requests == expected, method
         assert cy.set_fit_request(sample_weight="w") is cy
         assert cy.get_metadata_routing().fit.requests["sample_weight"] == "w"
 

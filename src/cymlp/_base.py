@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_consistent_length, validate_data
 
 from . import _convert, _init, _persistence, _summary, _training
 from ._engine import Network
@@ -271,6 +271,7 @@ class BaseMLP(BaseEstimator, ABC):
         self._best_params = self._network.params.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
+            self.history_ = {}  # a fresh fit starts a new history (warm_start continues it)
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
@@ -280,8 +281,19 @@ class BaseMLP(BaseEstimator, ABC):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+        else:  # lbfgs has no epochs: no history (not one left from an earlier fit)
+            self.__dict__.pop("history_", None)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        incremental=False,
+        X_val=None,
+        y_val=None,
+        sample_weight_val=None,
+    ):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -291,6 +303,12 @@ class BaseMLP(BaseEstimator, ABC):
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         self._requested_dtype()
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together (validation data).")
+        if sample_weight_val is not None and X_val is None:
+            raise ValueError("sample_weight_val needs validation data: X_val and y_val.")
+        has_validation = X_val is not None
+        _training.check_controls(self, has_validation, incremental)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -301,6 +319,19 @@ class BaseMLP(BaseEstimator, ABC):
         self._check_targets(y)
         sample_weight = self._weight_classes(y, sample_weight, incremental)
         self.n_outputs_ = y.shape[1]
+        if has_validation:
+            # validated as X is (same features, same dtype rule), before anything changes
+            X_val = validate_data(
+                self,
+                X_val,
+                accept_sparse=["csr", "csc"],
+                dtype=self._check_X_dtype(first_pass),
+                reset=False,
+            )
+            y_val, Y_val = self._validate_val_targets(y_val)
+            check_consistent_length(X_val, Y_val)
+            if sample_weight_val is not None:
+                sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
 
@@ -317,9 +348,18 @@ class BaseMLP(BaseEstimator, ABC):
             X = self._as_network_input(X)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(self._network.dtype, copy=False)
+        validation = None
+        if has_validation:
+            dtype = self._network.dtype
+            validation = _training.Validation(
+                self._as_network_input(X_val),
+                y_val,
+                np.ascontiguousarray(Y_val, dtype=dtype),
+                None if sample_weight_val is None else sample_weight_val.astype(dtype),
+            )
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            _training.fit_stochastic(self, X, y, sample_weight, incremental)
+            _training.fit_stochastic(self, X, y, sample_weight, incremental, validation)
         else:
             _training.fit_lbfgs(self, X, y, sample_weight)
 
@@ -345,12 +385,26 @@ class BaseMLP(BaseEstimator, ABC):
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""
 
+    @abstractmethod
+    def _validate_val_targets(self, y_val):
+        """(y_val as the score takes it, the 2-D targets the loss takes) of validation
+        targets, checked against the fitted targets."""
+
     def _weight_classes(self, y, sample_weight, incremental):
         """Hook: the sample weights with the class weights multiplied in (classifier)."""
         return sample_weight
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
+    def fit(
+        self,
+        X: MatrixLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        X_val: MatrixLike | None = None,
+        y_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
+    ) -> Self:
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -362,13 +416,34 @@ class BaseMLP(BaseEstimator, ABC):
             regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {ndarray, sparse matrix} of shape (n_val_samples, n_features), \
+default=None
+            Validation data (Keras's ``validation_data``): its loss and score are
+            recorded in `history_` after every epoch ('val_loss', 'val_score'), where
+            callbacks can monitor them; with ``early_stopping=True`` they replace the
+            `validation_fraction` split (no rows of `X` are held out) for stopping and
+            for restoring the best weights. Needs `y_val`; stochastic solvers only.
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_outputs), \
+default=None
+            The targets of `X_val` (classifier: labels among the classes of `y`).
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Sample weights of `X_val` (`class_weight` is not applied to them, as in
+            Keras).
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=False,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
 
     def save(self, path: PathLike) -> None:
         """Save the fitted estimator to a model file (no pickle inside).
@@ -470,9 +545,13 @@ class BaseMLP(BaseEstimator, ABC):
         network = self._prediction_network(X)
         return network.predict(self._as_network_input(X, network))
 
-    def _score_with_function(self, X, y, sample_weight, score_function):
-        """Score without input validation (used for early stopping)."""
-        y_pred = self._predict(X, check_input=False)
+    def _score_with_function(self, X, y, sample_weight, score_function, outputs=None):
+        """Score without input validation (used for early stopping and validation data);
+        `outputs`: the output layer's activations for X when already computed."""
+        if outputs is None:
+            y_pred = self._predict(X, check_input=False)
+        else:
+            y_pred = self._decode(outputs)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)

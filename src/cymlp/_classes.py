@@ -14,7 +14,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import BaseMLP
 from ._typing import available_if, fit_context
@@ -115,8 +115,11 @@ _COMMON_PARAMETERS = """
         Decay rate of the squared-gradient average of solver='rmsprop'.
     callbacks : list of Callback, default=None
         Objects from :mod:`cymlp.callbacks` called at the start and the end of
-        training and after every epoch (early stopping, learning-rate schedules,
-        checkpoints). Stochastic solvers only.
+        training and around every epoch (early stopping, learning-rate schedules,
+        checkpoints, TerminateOnNaN); they see the epoch's `history_` entries.
+        scikit-learn's own stopping rule (`tol`, `n_iter_no_change`) keeps running
+        beside them. Monitoring a 'val_*' quantity needs validation data (`X_val` in
+        `fit`, or `early_stopping`). Stochastic solvers only.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -127,9 +130,23 @@ _COMMON_ATTRIBUTES = """
     loss_curve_ : list of float
         The loss after every epoch (sgd and adam).
     validation_scores_ : list of float or None
-        Score on the held-out data after every epoch (early stopping only).
+        Score on the validation data (the held-out `validation_fraction`, or `X_val`)
+        after every epoch (early stopping only).
     best_validation_score_ : float or None
         Best of `validation_scores_`.
+    history_ : dict of str to list of float
+        Per-epoch records (sgd, adam, adamw, rmsprop), as Keras's ``History``: an
+        epoch's number is its index in these lists, which continue across `warm_start`
+        fits and `partial_fit` calls (a fresh fit starts a new history). 'loss': the
+        training data loss without the L2 term, the row-weighted mean over the epoch's
+        mini-batches (so it compares with 'val_loss'; `loss_curve_` keeps
+        scikit-learn's definition, with the L2 term); 'score': the training accuracy
+        (classifier) or R² (regressor) of each mini-batch's predictions before its
+        step, accumulated over the epoch; 'val_loss', 'val_score': the same on the
+        validation data (`X_val`, or the `early_stopping` split) at the end of the
+        epoch, when there is any (NaN for epochs without it); 'learning_rate': the
+        base step size used in the epoch (before Adam's bias correction);
+        'epoch_time': seconds.
     t_ : int
         Training samples seen.
     coefs_ : list of ndarray of shape (fan_in, fan_out)
@@ -361,13 +378,35 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._decode(self._forward_pass_fast(X, check_input=check_input))
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+    def _decode(self, outputs):
+        """The predicted labels from the output layer's activations."""
+        if self.n_outputs_ == 1:
+            outputs = outputs.ravel()
+        return self._label_binarizer.inverse_transform(outputs)
+
+    def _score(self, X, y, sample_weight=None, outputs=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score, outputs)
+
+    def _validate_val_targets(self, y_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=None, input_name="y_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            if y_val.ndim != 2 or y_val.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y_val must be a label indicator matrix with {len(self.classes_)} "
+                    f"columns, as y; got shape {y_val.shape}."
+                )
+        else:
+            unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+            if len(unknown):
+                raise ValueError(
+                    f"y_val has labels {unknown.tolist()} that are not among the classes "
+                    f"{self.classes_.tolist()}."
+                )
+        return y_val, self._label_binarizer.transform(y_val)
 
     def score(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy of the predictions for `X`.
@@ -397,6 +436,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         y: ArrayLike,
         sample_weight: ArrayLike | None = None,
         classes: ArrayLike | None = None,
+        *,
+        X_val: MatrixLike | None = None,
+        y_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
     ) -> Self:
         """Update the model with a single epoch over the given data.
 
@@ -410,6 +453,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             Sample weights.
         classes : array of shape (n_classes,), default=None
             Classes across all calls to partial_fit; required on the first call.
+        X_val : {array-like, sparse matrix} of shape (n_val_samples, n_features), \
+default=None
+            Validation data: its loss and score are recorded in `history_` for this
+            epoch ('val_loss', 'val_score'). Needs `y_val`.
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_classes), \
+default=None
+            The labels of `X_val` (among `classes`; multilabel: an indicator matrix).
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Sample weights of `X_val`.
 
         Returns
         -------
@@ -422,7 +474,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=True,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
 
     def predict_log_proba(self, X: MatrixLike) -> NDArray[np.floating[Any]]:
         """Log of the probability estimates.
@@ -597,13 +657,27 @@ default='squared_error'
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-        if y_pred.shape[1] == 1:
-            return y_pred.ravel()
-        return y_pred
+        return self._decode(self._forward_pass_fast(X, check_input=check_input))
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, r2_score)
+    def _decode(self, outputs):
+        """The predictions from the output layer's activations."""
+        return outputs.ravel() if outputs.shape[1] == 1 else outputs
+
+    def _score(self, X, y, sample_weight=None, outputs=None):
+        return self._score_with_function(X, y, sample_weight, r2_score, outputs)
+
+    def _validate_val_targets(self, y_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype="numeric", input_name="y_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        Y_val = y_val.reshape(-1, 1) if y_val.ndim == 1 else y_val
+        if Y_val.ndim != 2 or Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y_val has {Y_val.shape[1] if Y_val.ndim == 2 else Y_val.shape} outputs; "
+                f"y has {self.n_outputs_}."
+            )
+        self._check_targets(Y_val)
+        return y_val, Y_val
 
     def score(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Coefficient of determination (R²) of the predictions for `X`.
@@ -646,7 +720,14 @@ default='squared_error'
     @available_if(lambda est: est._check_solver)
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
-        self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+        self,
+        X: MatrixLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        X_val: MatrixLike | None = None,
+        y_val: ArrayLike | None = None,
+        sample_weight_val: ArrayLike | None = None,
     ) -> Self:
         """Update the model with a single epoch over the given data.
 
@@ -658,10 +739,27 @@ default='squared_error'
             The target values.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val_samples, n_features), \
+default=None
+            Validation data: its loss and score are recorded in `history_` for this
+            epoch ('val_loss', 'val_score'). Needs `y_val`.
+        y_val : array-like of shape (n_val_samples,) or (n_val_samples, n_outputs), \
+default=None
+            The targets of `X_val`.
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Sample weights of `X_val`.
 
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=True,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )

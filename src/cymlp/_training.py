@@ -5,7 +5,9 @@ Python runs once per epoch; each epoch is one call into the compiled engine
 split, then one shuffle per epoch) is scikit-learn's, so a seed gives its results.
 """
 
+import time
 import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.optimize
@@ -15,6 +17,12 @@ from sklearn.model_selection import train_test_split
 
 from ._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from ._threads import blas_single_threaded
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+)
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -59,9 +67,9 @@ def make_optimizer(est, network):
     return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
 
 
-def _diverged(est, last_good):
+def _diverged(est, last_good, last_running):
     """Restore the weights from before the epoch whose loss or weights went non-finite."""
-    est._network.params[:] = last_good
+    _restore(est._network, last_good, last_running)
     raise ValueError(
         "Training diverged: the loss or the weights became non-finite (inf or NaN) in "
         f"epoch {est.n_iter_ + 1}. The weights from the end of the last finite epoch were "
@@ -69,16 +77,218 @@ def _diverged(est, last_good):
     )
 
 
-def fit_stochastic(est, X, y, sample_weight, incremental):
-    """scikit-learn's _fit_stochastic, one engine call per epoch. `y` is 2-D (binarized
-    labels for classifiers) and is converted to the compute dtype after the split."""
+def _restore(network, params, running):
+    network.params[:] = params
+    if running is not None and running.shape == network.running.shape:
+        network.running[:] = running
+
+
+class Validation(NamedTuple):
+    """Validation data ready for the epoch loop: X in the network's input format, y as
+    the estimator's score takes it (labels, values), Y the 2-D targets in the network's
+    dtype (binarized labels for classifiers), the sample weights or None."""
+
+    X: Any
+    y: Any
+    Y: Any
+    sample_weight: Any
+
+
+# The keys of history_, in order: training loss and score, validation loss and score
+# (only with validation data), the epoch's base learning rate, its duration.
+HISTORY_KEYS = ("loss", "score", "val_loss", "val_score", "learning_rate", "epoch_time")
+# verbose=2 runs an epoch in this many pieces to move its progress bar in between
+_PROGRESS_SEGMENTS = 20
+
+
+def progress_bar_wanted(est):
+    """verbose=2 (or more): a live progress bar per epoch; True / 1: scikit-learn's lines."""
+    return not isinstance(est.verbose, bool) and est.verbose >= 2
+
+
+def check_controls(est, has_validation, incremental):
+    """Check the Keras-style controls at the start of fit / partial_fit, before anything
+    is changed: solver='lbfgs' has no epochs; callbacks must be Callback objects;
+    schedules exclude scikit-learn's own ('invscaling', 'adaptive'); a monitored val_*
+    quantity needs validation data; verbose=2 needs tqdm."""
+    callbacks = list(est.callbacks or ())
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"callbacks must be cymlp.callbacks.Callback objects, got {cb!r} of type "
+                f"{type(cb).__name__}."
+            )
+    progress = progress_bar_wanted(est)
+    if est.solver == "lbfgs":
+        unusable = []
+        if callbacks:
+            unusable.append("callbacks")
+        if np.any(np.asarray(est.dropout, dtype=np.float64) > 0):
+            unusable.append("dropout")
+        if progress:
+            unusable.append("verbose=2 (a progress bar per epoch)")
+        if est.batch_normalization:
+            unusable.append("batch_normalization=True")
+        if has_validation:
+            unusable.append("validation data (X_val, y_val)")
+        if unusable:
+            raise ValueError(
+                "solver='lbfgs' has no epochs (it minimises the full-batch objective), so "
+                f"{', '.join(unusable)} cannot be used with it: choose a stochastic solver "
+                "('adam', 'sgd', 'adamw' or 'rmsprop')."
+            )
+        return
+    if est.solver == "sgd" and est.learning_rate in ("invscaling", "adaptive"):
+        for cb in callbacks:
+            if isinstance(cb, (LearningRateScheduler, ReduceLROnPlateau)):
+                raise ValueError(
+                    f"{type(cb).__name__} sets the learning rate itself; it cannot be "
+                    f"combined with learning_rate={est.learning_rate!r}, scikit-learn's own "
+                    "schedule. Use learning_rate='constant'."
+                )
+    has_validation = has_validation or (est.early_stopping and not incremental)
+    for cb in callbacks:
+        key = cb._monitored()
+        if key is None:
+            continue
+        if key not in HISTORY_KEYS:
+            raise ValueError(
+                f"{type(cb).__name__} monitors {key!r}, which is not recorded; the history "
+                f"keys are {list(HISTORY_KEYS)}."
+            )
+        if key.startswith("val_") and not has_validation:
+            raise ValueError(
+                f"{type(cb).__name__} monitors {key!r}, which needs validation data: pass "
+                "X_val and y_val to fit, or set early_stopping=True (which holds out "
+                "validation_fraction of the training data)."
+            )
+    if not incremental:
+        for cb in callbacks:
+            if isinstance(cb, EarlyStopping) and cb.patience > est.n_iter_no_change:
+                warnings.warn(
+                    f"EarlyStopping(patience={cb.patience}) waits longer than "
+                    f"n_iter_no_change={est.n_iter_no_change}: scikit-learn's own stopping "
+                    "rule (tol, n_iter_no_change) keeps running beside the callbacks and may "
+                    "stop training first. Set n_iter_no_change=np.inf to leave stopping to "
+                    "the callback.",
+                    UserWarning,
+                )
+    if progress:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "verbose=2 shows a progress bar made with tqdm, which is not installed: "
+                "pip install tqdm (or pip install 'cymlp[progress]'), or use verbose=1."
+            ) from None
+
+
+def data_loss(network, outputs, Y, sample_weight=None):
+    """The data loss (without the L2 term) of `outputs`, the network's output activations,
+    against the 2-D targets Y: the engine's per-row losses (_kernels.output_loss_backward)
+    and the same reduction as history_['loss'], the sample-weighted mean over rows (the
+    identity output's losses averaged over outputs as well). Probabilities are clipped to
+    [eps, 1 - eps] of the network's dtype, as the engine does."""
+    dtype = network.dtype
+    P = np.asarray(outputs, dtype=dtype)
+    Y = np.asarray(Y, dtype=dtype).reshape(P.shape)
+    act = network.output_activation
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if act in ("softmax", "logistic"):
+            eps = np.finfo(dtype).eps
+            p = np.clip(P, eps, 1 - eps)
+            terms = np.where(Y != 0, Y * np.log(p).astype(np.float64), 0.0)
+            if act == "logistic":
+                terms += np.where(Y != 1, (1 - Y) * np.log(1 - p).astype(np.float64), 0.0)
+            rows = -np.sum(terms, axis=1)
+        elif act == "exp":  # Poisson half deviance: y log(y / p) - y + p
+            y64, p64 = Y.astype(np.float64), P.astype(np.float64)
+            rows = np.sum(np.where(Y != 0, y64 * np.log(y64 / p64), 0.0) + p64 - y64, axis=1)
+        else:
+            r = (P - Y).astype(np.float64)
+            if network.loss == "absolute_error":
+                terms = np.abs(r)
+            elif network.loss == "huber":
+                delta = float(network.huber_delta)
+                a = np.abs(r)
+                terms = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+            else:
+                terms = 0.5 * r * r
+            rows = np.sum(terms, axis=1)
+    if sample_weight is None:
+        loss = float(np.mean(rows))
+    else:
+        sw = np.asarray(sample_weight, dtype=np.float64)
+        loss = float(np.dot(sw, rows) / np.sum(sw))
+    if act == "identity":
+        loss /= P.shape[1]
+    return loss
+
+
+def _validation_metrics(est, validation):
+    """(val_loss, val_score) from one forward pass over the validation data."""
+    outputs = est._forward_pass_fast(validation.X, check_input=False)
+    loss = data_loss(est._network, outputs, validation.Y, validation.sample_weight)
+    score = est._score(validation.X, validation.y, validation.sample_weight, outputs=outputs)
+    return loss, float(score)
+
+
+def _record(history, logs):
+    """Append an epoch's logs to history_. Every list keeps one entry per epoch: a key
+    missing from this epoch (validation data given to one partial_fit call but not the
+    next) gets NaN, a key new in it gets NaN for the earlier epochs."""
+    n_epochs = max((len(v) for v in history.values()), default=0)
+    if not logs.keys() <= history.keys():
+        for key in logs:
+            history.setdefault(key, [np.nan] * n_epochs)
+        order = {key: i for i, key in enumerate(HISTORY_KEYS)}
+        for key in sorted(history, key=lambda k: order.get(k, len(order))):
+            history[key] = history.pop(key)  # the keys in HISTORY_KEYS order
+    for key, values in history.items():
+        values.append(float(logs.get(key, np.nan)))
+
+
+def _train_with_progress(network, args, stats, epoch, seed, n_samples, batch_size):
+    """One epoch in about _PROGRESS_SEGMENTS calls into the engine (batch ranges; the
+    same steps, so the same numbers, as one call), moving a tqdm bar in between.
+    Returns the open bar: the caller adds the validation metrics and closes it."""
+    from tqdm import tqdm
+
+    n_batches = network.n_batches(n_samples, batch_size)
+    segments = min(_PROGRESS_SEGMENTS, n_batches)
+    bounds = [k * n_batches // segments for k in range(segments + 1)]
+    bar = tqdm(total=n_batches, desc=f"Epoch {epoch}", unit="batch", dynamic_ncols=True)
+    try:
+        for k0, k1 in zip(bounds[:-1], bounds[1:]):
+            network.train_epoch(*args, stats=stats, epoch=epoch, seed=seed, batches=(k0, k1))
+            bar.set_postfix(loss=f"{network.finish_stats(stats)['loss']:.4g}", refresh=False)
+            bar.update(k1 - k0)
+    except BaseException:
+        bar.close()
+        raise
+    return bar
+
+
+def _close_progress(bar, logs):
+    bar.set_postfix(
+        {k: f"{v:.4g}" for k, v in logs.items() if k not in ("learning_rate", "epoch_time")},
+        refresh=False,
+    )
+    bar.close()
+
+
+def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
+    """scikit-learn's _fit_stochastic, one engine call per epoch, with the Keras-style
+    controls around it: validation data, history_, callbacks, dropout keys, progress bar.
+    `y` is 2-D (binarized labels for classifiers) and is converted to the compute dtype
+    after the split. `validation`: a Validation of explicit validation data, or None."""
     network = est._network
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, network)
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     early_stopping = est.early_stopping
-    if early_stopping:
+    if early_stopping and validation is None:
         # don't stratify in multilabel classification
         stratify = y if is_classifier(est) and est.n_outputs_ == 1 else None
         if sample_weight is None:
@@ -104,11 +314,22 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
+        Y_val = np.ascontiguousarray(y_val, dtype=network.dtype)
         if is_classifier(est):
             y_val = est._label_binarizer.inverse_transform(y_val)
+        validation = Validation(X_val, y_val, Y_val, sw_val)
     else:
+        # explicit validation data replace the validation_fraction split: no rows held out
         X_train, y_train, sw_train = X, y, sample_weight
-        X_val = y_val = sw_val = None
+
+    # The dropout masks' key: one draw per fit, after the split and before the first
+    # shuffle, and only with dropout (the draws of a network without it stay
+    # scikit-learn's). partial_fit rebuilds the RandomState at every call, so with an
+    # integer random_state every call draws the same seed: the masks still differ, as
+    # they are keyed by the epoch's number too.
+    seed = 0
+    if any(rate > 0 for rate in network.dropout):
+        seed = int(est._random_state.randint(np.iinfo(np.int64).max))
 
     n_samples = X_train.shape[0]
     Y_train = np.ascontiguousarray(y_train, dtype=network.dtype)
@@ -122,8 +343,19 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
             )
         batch_size = int(np.clip(est.batch_size, 1, n_samples))
 
+    callbacks = list(est.callbacks or ())
+    progress = progress_bar_wanted(est)
+    print_lines = bool(est.verbose) and not progress
+    if getattr(est, "history_", None) is None:  # e.g. read from a version 1 model file
+        est.history_ = {}
+    history = est.history_
+    logs = {}
     last_good = np.empty_like(network.params)
+    last_running = np.empty_like(network.running)
     network.reserve(batch_size)
+    if not incremental:
+        for cb in callbacks:
+            cb.on_train_begin(est, {})
     # BLAS stays at one thread for the whole fit rather than being switched back and forth
     # around every engine call (OpenBLAS threads woken in between can spin beside ours).
     blas_limit = blas_single_threaded()
@@ -131,12 +363,19 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
     try:
         est.n_iter_ = 0
         for _ in range(est.max_iter):
+            epoch = len(history.get("loss", ()))
+            for cb in callbacks:
+                cb.on_epoch_begin(est, epoch, {})
+            learning_rate = float(est._optimizer.base_learning_rate)
+            start = time.perf_counter()
             if est.shuffle:
                 # == sklearn.utils.shuffle(sample_idx, random_state=...): the same draws,
                 # without its per-call validation overhead
                 est._random_state.shuffle(sample_idx)
             np.copyto(last_good, network.params)
-            total = network.train_epoch(
+            np.copyto(last_running, network.running)
+            stats = network.new_stats()
+            args = (
                 X_train,
                 Y_train,
                 sw_train,
@@ -145,22 +384,53 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
                 float(est.alpha),
                 est._optimizer,
             )
-            loss = total / n_samples
+            bar = None
+            if progress:
+                bar = _train_with_progress(network, args, stats, epoch, seed, n_samples, batch_size)
+            else:
+                network.train_epoch(*args, stats=stats, epoch=epoch, seed=seed)
+            epoch_stats = network.finish_stats(stats)
+            # the mean objective, scikit-learn's loss_curve_ (== the summed batch
+            # objectives train_epoch returns / n_samples, bit for bit)
+            loss = float(epoch_stats["objective"])
             # A non-finite loss or non-finite weights end training at once, keeping the
-            # weights of the last finite epoch. With early stopping scikit-learn trains on
-            # (the validation score becomes NaN) and restores the best weights at the end
-            # (its fix for issue #29504): that case keeps its behaviour.
-            if not early_stopping and not (np.isfinite(loss) and np.isfinite(network.params).all()):
-                _diverged(est, last_good)
+            # weights of the last finite epoch: with an error, or quietly where a callback
+            # (TerminateOnNaN) takes it. With early stopping scikit-learn trains on (the
+            # validation score becomes NaN) and restores the best weights at the end (its
+            # fix for issue #29504): without such a callback that case keeps its behaviour.
+            if not (np.isfinite(loss) and np.isfinite(network.params).all()):
+                if bar is not None:
+                    bar.close()
+                handled = [cb._on_non_finite(est, epoch) for cb in callbacks]
+                if any(handled):
+                    _restore(network, last_good, last_running)
+                    break
+                if not early_stopping:
+                    _diverged(est, last_good, last_running)
             est.n_iter_ += 1
             est.loss_ = loss
             est.t_ += n_samples
             est.loss_curve_.append(est.loss_)
-            if est.verbose:
+            logs = {"loss": epoch_stats["loss"], "score": epoch_stats["score"]}
+            if validation is not None:
+                logs["val_loss"], logs["val_score"] = _validation_metrics(est, validation)
+            logs["learning_rate"] = learning_rate
+            logs["epoch_time"] = time.perf_counter() - start
+            logs = {k: float(v) for k, v in logs.items()}
+            _record(history, logs)
+            if bar is not None:
+                _close_progress(bar, logs)
+            if print_lines:
                 print(f"Iteration {est.n_iter_:d}, loss = {est.loss_:.8f}")
 
-            _update_no_improvement_count(est, early_stopping, X_val, y_val, sw_val)
+            _update_no_improvement_count(est, early_stopping, logs.get("val_score"), print_lines)
             est._optimizer.iteration_ends(est.t_)
+
+            stop = False
+            for cb in callbacks:  # every callback sees the epoch, even after a stop
+                stop = bool(cb.on_epoch_end(est, epoch, dict(logs))) or stop
+            if stop:
+                break
 
             if est._no_improvement_count > est.n_iter_no_change:
                 if early_stopping:
@@ -192,14 +462,16 @@ def fit_stochastic(est, X, y, sample_weight, incremental):
         network.release()
 
     if early_stopping:
-        network.params[:] = est._best_params
+        _restore(network, est._best_params, getattr(est, "_best_running", None))
+    if not incremental:
+        for cb in callbacks:
+            cb.on_train_end(est, dict(logs))
 
 
-def _update_no_improvement_count(est, early_stopping, X_val, y_val, sw_val):
+def _update_no_improvement_count(est, early_stopping, val_score, print_lines):
     if early_stopping:
-        val_score = est._score(X_val, y_val, sample_weight=sw_val)
         est.validation_scores_.append(val_score)
-        if est.verbose:
+        if print_lines:
             print(f"Validation score: {est.validation_scores_[-1]:f}")
         last_valid_score = est.validation_scores_[-1]
         if last_valid_score < (est.best_validation_score_ + est.tol):
@@ -209,6 +481,7 @@ def _update_no_improvement_count(est, early_stopping, X_val, y_val, sw_val):
         if last_valid_score > est.best_validation_score_:
             est.best_validation_score_ = last_valid_score
             est._best_params = est._network.params.copy()
+            est._best_running = est._network.running.copy()
     else:
         if est.loss_curve_[-1] > est.best_loss_ - est.tol:
             est._no_improvement_count += 1

@@ -1,0 +1,412 @@
+"""cymlp.callbacks: the hooks' order and arguments, each callback's effect on training
+(compared with a fit that gets the same effect from its parameters), and the rules
+(lbfgs, scikit-learn's schedules, val_* without validation data, clone safety)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import GridSearchCV
+
+import cymlp
+from cymlp import MLPClassifier, MLPRegressor, _training
+from cymlp.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+
+from _common import iris, quiet_fit, quiet_partial_fit, regression
+
+
+def _clf(**kw):
+    return MLPClassifier(**{"hidden_layer_sizes": (8,), "max_iter": 8, "random_state": 0, **kw})
+
+
+def _reg(**kw):
+    params = {"hidden_layer_sizes": (8,), "max_iter": 8, "random_state": 0, **kw}
+    params.setdefault("learning_rate_init", 0.01)
+    return MLPRegressor(**params)
+
+
+def _same_weights(a, b):
+    for x, y in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_array_equal(x, y)
+
+
+class Recorder(Callback):
+    """Records every hook call; stops after epoch `stop_at`."""
+
+    def __init__(self, stop_at=None):
+        self.stop_at = stop_at
+        self.calls = []
+
+    def on_train_begin(self, estimator, logs):
+        self.calls.append(("train_begin", None, dict(logs)))
+
+    def on_epoch_begin(self, estimator, epoch, logs):
+        self.calls.append(("epoch_begin", epoch, dict(logs)))
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        self.calls.append(("epoch_end", epoch, dict(logs)))
+        # the estimator is up to date when the hook runs
+        assert len(estimator.history_["loss"]) == epoch + 1
+        logs["loss"] = -1.0  # a callback's changes to logs do not reach history_
+        return epoch == self.stop_at
+
+    def on_train_end(self, estimator, logs):
+        self.calls.append(("train_end", None, dict(logs)))
+
+
+# -------------------------------------------------------------------- the protocol
+def test_a_callback_stops_training_and_sees_every_epoch():
+    X, y = iris()
+    rec = Recorder(stop_at=2)
+    est = quiet_fit(_clf(callbacks=[rec]), X, y, X_val=X[:30], y_val=y[:30])
+    assert est.n_iter_ == 3 and len(est.history_["loss"]) == 3
+    kinds = [c[0] for c in rec.calls]
+    assert kinds == ["train_begin"] + ["epoch_begin", "epoch_end"] * 3 + ["train_end"]
+    assert [c[1] for c in rec.calls if c[0] == "epoch_end"] == [0, 1, 2]
+    for epoch, (_, _, logs) in enumerate(c for c in rec.calls if c[0] == "epoch_end"):
+        assert logs == {key: values[epoch] for key, values in est.history_.items()}
+    assert rec.calls[-1][2] == {key: values[-1] for key, values in est.history_.items()}
+    assert min(est.history_["loss"]) > 0
+
+
+def test_every_callback_sees_the_epoch_a_stop_comes_from():
+    X, y = iris()
+    first, second = Recorder(stop_at=1), Recorder()
+    quiet_fit(_clf(callbacks=[first, second]), X, y)
+    assert [c[1] for c in second.calls if c[0] == "epoch_end"] == [0, 1]
+
+
+def test_partial_fit_is_one_epoch():
+    X, y = iris()
+    rec = Recorder(stop_at=0)
+    est = _clf(callbacks=[rec])
+    for _ in range(3):
+        quiet_partial_fit(est, X, y, classes=[0, 1, 2])
+    assert [c[:2] for c in rec.calls] == [
+        ("epoch_begin", 0),
+        ("epoch_end", 0),
+        ("epoch_begin", 1),
+        ("epoch_end", 1),
+        ("epoch_begin", 2),
+        ("epoch_end", 2),
+    ]
+
+
+def test_callbacks_list_is_left_alone_and_clones_reset():
+    X, y = iris()
+    stopper = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    callbacks = [stopper]
+    est = quiet_fit(_clf(callbacks=callbacks), X, y)
+    assert est.callbacks is callbacks and callbacks == [stopper]
+    assert est.n_iter_ == 2 and stopper.stopped_epoch == 1
+    # the same callback object trains a second estimator from a fresh state
+    again = quiet_fit(_clf(callbacks=callbacks), X, y)
+    assert again.n_iter_ == 2
+    _same_weights(est, again)
+    # clones carry copies: fitting a clone leaves the original callback untouched
+    fresh = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    copy = clone(_clf(callbacks=[fresh]))
+    assert copy.callbacks[0] is not fresh
+    quiet_fit(copy, X, y)
+    assert copy.callbacks[0].stopped_epoch == 1 and fresh.stopped_epoch is None
+    assert repr(fresh) == (
+        "EarlyStopping(monitor='loss', patience=0, min_delta=10.0, mode='auto', "
+        "restore_best_weights=False)"
+    )
+
+
+def test_grid_search_over_callbacks():
+    X, y = iris()
+    search = GridSearchCV(
+        _clf(),
+        {"callbacks": [None, [EarlyStopping(monitor="loss", patience=0, min_delta=10.0)]]},
+        cv=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X, y)
+    assert search.best_estimator_.n_iter_ in (2, 8)
+    assert search.param_grid["callbacks"][1][0].stopped_epoch is None
+
+
+def test_callbacks_must_be_callback_objects():
+    X, y = iris()
+    with pytest.raises(TypeError, match="Callback"):
+        _clf(callbacks=[lambda est: None]).fit(X, y)
+
+
+# ------------------------------------------------------------------------- the rules
+def test_lbfgs_refuses_callbacks():
+    X, y = iris()
+    est = _clf(solver="lbfgs", callbacks=[Recorder()])
+    with pytest.raises(ValueError, match="lbfgs.*callbacks"):
+        est.fit(X, y)
+    quiet_fit(_clf(solver="lbfgs", callbacks=[]), X, y)  # an empty list is no callback
+
+
+@pytest.mark.parametrize("name", ["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"])
+def test_monitoring_validation_needs_validation_data(name, tmp_path):
+    def make():
+        if name == "ModelCheckpoint":
+            return ModelCheckpoint(tmp_path / "m", save_best_only=True)
+        return {"EarlyStopping": EarlyStopping, "ReduceLROnPlateau": ReduceLROnPlateau}[name]()
+
+    X, y = iris()
+    est = _clf(callbacks=[make()])
+    with pytest.raises(ValueError, match="val_loss.*validation data"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")  # raised at the start
+    with pytest.raises(ValueError, match="validation data"):
+        est.partial_fit(X, y, classes=[0, 1, 2])
+    # X_val or early_stopping's split are validation data
+    quiet_fit(_clf(callbacks=[make()], max_iter=2), X, y, X_val=X, y_val=y)
+    quiet_fit(_clf(callbacks=[make()], max_iter=2, early_stopping=True), X, y)
+    # a checkpoint that saves every epoch monitors nothing
+    quiet_fit(_clf(callbacks=[ModelCheckpoint(tmp_path / "m")], max_iter=1), X, y)
+
+
+def test_unknown_monitor_raises():
+    X, y = iris()
+    with pytest.raises(ValueError, match="'accuracy', which is not recorded"):
+        _clf(callbacks=[EarlyStopping(monitor="accuracy")]).fit(X, y)
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(mode="up")
+    with pytest.raises(ValueError, match="factor"):
+        ReduceLROnPlateau(factor=2.0)
+
+
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+@pytest.mark.parametrize(
+    "callback", [LearningRateScheduler(lambda e, lr: lr), ReduceLROnPlateau(monitor="loss")]
+)
+def test_rate_callbacks_exclude_scikit_learn_schedules(schedule, callback):
+    X, y = iris()
+    with pytest.raises(ValueError, match=f"learning_rate='{schedule}'"):
+        _clf(solver="sgd", learning_rate=schedule, callbacks=[callback]).fit(X, y)
+    # the rate schedule of adam is its own: learning_rate is unused there
+    quiet_fit(_clf(learning_rate=schedule, callbacks=[callback], max_iter=2), X, y)
+
+
+def test_patience_beyond_n_iter_no_change_warns():
+    X, y = iris()
+    est = _clf(callbacks=[EarlyStopping(monitor="loss", patience=11)], max_iter=2)
+    with pytest.warns(UserWarning, match="n_iter_no_change=10"):
+        quiet_fit(est, X, y)
+    est.set_params(n_iter_no_change=np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        quiet_fit(est, X, y)
+
+
+def test_scikit_learn_rule_runs_beside_callbacks():
+    X, y = iris()
+    plain = quiet_fit(_clf(max_iter=300, tol=1e-2, n_iter_no_change=2), X, y)
+    assert plain.n_iter_ < 300
+    with_cb = quiet_fit(
+        _clf(max_iter=300, tol=1e-2, n_iter_no_change=2, callbacks=[Recorder()]), X, y
+    )
+    assert with_cb.n_iter_ == plain.n_iter_
+    _same_weights(plain, with_cb)
+
+
+# -------------------------------------------------------------------- EarlyStopping
+@pytest.mark.parametrize("patience, epochs", [(0, 2), (1, 2), (3, 4)])
+def test_early_stopping_patience(patience, epochs):
+    """min_delta larger than any change: only the first epoch improves, so training
+    stops after `patience` more (Keras's count: 0 and 1 both stop at once)."""
+    X, y = iris()
+    cb = EarlyStopping(monitor="loss", patience=patience, min_delta=10.0)
+    est = quiet_fit(_clf(callbacks=[cb]), X, y)
+    assert est.n_iter_ == epochs
+    assert cb.stopped_epoch == epochs - 1
+    assert cb.best == est.history_["loss"][0]
+
+
+def test_early_stopping_modes():
+    """'auto' maximises a score, minimises a loss; the callback does not stop a fit
+    whose monitored quantity keeps improving."""
+    X, y = iris()
+    for monitor in ("loss", "val_loss", "val_score"):
+        cb = EarlyStopping(monitor=monitor, patience=3)
+        est = quiet_fit(_clf(callbacks=[cb], max_iter=30), X, y, X_val=X, y_val=y)
+        values = est.history_[monitor]
+        best = max(values) if "score" in monitor else min(values)
+        assert cb.best == best
+        if cb.stopped_epoch is None:
+            assert est.n_iter_ == 30
+
+
+def test_early_stopping_restores_the_best_weights():
+    """mode='max' on the falling training loss: the best epoch is the first, whose
+    weights come back at the end -- those of a one-epoch fit."""
+    X, y = iris()
+    cb = EarlyStopping(monitor="loss", mode="max", patience=10, restore_best_weights=True)
+    est = quiet_fit(_clf(callbacks=[cb], max_iter=5), X, y)
+    assert est.n_iter_ == 5 and cb.stopped_epoch is None
+    _same_weights(est, quiet_fit(_clf(max_iter=1), X, y))
+    # with a validation set: the weights of the lowest val_loss
+    cb = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    Xr, yr = regression()
+    est = quiet_fit(
+        _reg(callbacks=[cb], max_iter=200, learning_rate_init=0.05, n_iter_no_change=np.inf),
+        Xr[:100],
+        yr[:100],
+        X_val=Xr[100:],
+        y_val=yr[100:],
+    )
+    assert cb.stopped_epoch is not None and est.n_iter_ < 200
+    val_loss = _training.data_loss(est._network, est.predict(Xr[100:]).reshape(-1, 1), yr[100:])
+    assert_allclose(val_loss, min(est.history_["val_loss"]), rtol=1e-12)
+    assert val_loss < est.history_["val_loss"][-1]
+
+
+# ---------------------------------------------------------------- learning rates
+@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw", "rmsprop"])
+def test_schedule_rates_appear_in_history_and_are_used(solver):
+    X, y = regression()
+    rates = [0.02 * 0.5**e for e in range(5)]
+    sched = LearningRateScheduler(lambda epoch, lr: 0.02 * 0.5**epoch)
+    est = quiet_fit(_reg(solver=solver, callbacks=[sched], max_iter=5), X, y)
+    assert_allclose(est.history_["learning_rate"], rates, rtol=1e-15)
+    # a constant schedule gives a fit with that learning_rate_init, bit for bit
+    const = LearningRateScheduler(lambda epoch, lr: 0.02)
+    a = quiet_fit(_reg(solver=solver, callbacks=[const], max_iter=3), X, y)
+    b = quiet_fit(_reg(solver=solver, learning_rate_init=0.02, max_iter=3), X, y)
+    _same_weights(a, b)
+    assert a.history_["loss"] == b.history_["loss"]
+    assert not np.allclose(est.history_["loss"][:3], a.history_["loss"])
+
+
+def test_schedule_sees_global_epochs_and_the_current_rate():
+    X, y = regression()
+    seen = []
+
+    def schedule(epoch, lr):
+        seen.append((epoch, lr))
+        return lr * 0.5
+
+    est = quiet_fit(
+        _reg(callbacks=[LearningRateScheduler(schedule)], max_iter=2, warm_start=True), X, y
+    )
+    quiet_fit(est, X, y)  # warm start: a new optimizer at learning_rate_init
+    quiet_partial_fit(est, X, y)
+    assert [e for e, _ in seen] == [0, 1, 2, 3, 4]
+    assert_allclose([lr for _, lr in seen], [0.01, 0.005, 0.01, 0.005, 0.0025])
+    assert_allclose(est.history_["learning_rate"], [0.005, 0.0025, 0.005, 0.0025, 0.00125])
+    with pytest.raises(ValueError, match="must be > 0"):
+        _reg(callbacks=[LearningRateScheduler(lambda e, lr: -1.0)]).fit(X, y)
+    with pytest.raises(ValueError, match="not a number"):
+        _reg(callbacks=[LearningRateScheduler(lambda e, lr: "fast")]).fit(X, y)
+
+
+def test_reduce_lr_on_plateau():
+    """min_delta larger than any change: every epoch after the first stalls."""
+    X, y = regression()
+    cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0, min_lr=0.0025)
+    est = quiet_fit(_reg(callbacks=[cb], max_iter=5), X, y)
+    assert_allclose(est.history_["learning_rate"], [0.01, 0.01, 0.005, 0.0025, 0.0025])
+    cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0, cooldown=2)
+    est = quiet_fit(_reg(callbacks=[cb], max_iter=6), X, y)
+    assert_allclose(est.history_["learning_rate"], [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+    # improving every epoch: the rate stays
+    cb = ReduceLROnPlateau(monitor="loss", patience=1, min_delta=0.0)
+    est = quiet_fit(_reg(callbacks=[cb], max_iter=4), X, y)
+    assert np.all(np.diff(est.history_["loss"]) < 0)
+    assert est.history_["learning_rate"] == [0.01] * 4
+
+
+def test_reduce_lr_on_plateau_prints_with_verbose(capsys):
+    X, y = regression()
+    cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0)
+    quiet_fit(_reg(callbacks=[cb], max_iter=2, verbose=True), X, y)
+    assert "Epoch 1: ReduceLROnPlateau set the learning rate to 0.005" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ TerminateOnNaN
+def test_terminate_on_nan_returns_with_finite_weights():
+    X, y = load_diabetes(return_X_y=True)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(5,),
+        learning_rate_init=1e-12,
+        max_iter=5,
+        random_state=0,
+        callbacks=[TerminateOnNaN()],
+    )
+    with pytest.warns(UserWarning, match="TerminateOnNaN.*epoch 0"):
+        reg.fit(X, y * 1e200)
+    assert reg.n_iter_ == 0 and reg.history_ == {}
+    assert all(np.isfinite(w).all() for w in reg.coefs_ + reg.intercepts_)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_terminate_on_nan_keeps_the_last_finite_epoch(early_stopping):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)) * 1e3
+    y = X @ rng.standard_normal(5)
+    params = dict(
+        hidden_layer_sizes=(20,),
+        solver="sgd",
+        learning_rate_init=10.0,
+        momentum=0.0,
+        max_iter=50,
+        random_state=0,
+        early_stopping=early_stopping,
+    )
+    if not early_stopping:
+        with pytest.raises(ValueError, match="diverged"):
+            MLPRegressor(**params).fit(X, y)
+    reg = MLPRegressor(**params, callbacks=[TerminateOnNaN()])
+    with pytest.warns(UserWarning, match="TerminateOnNaN"):
+        reg.fit(X, y)
+    finished = reg.n_iter_
+    assert 0 < finished < 50
+    assert len(reg.history_["loss"]) == len(reg.loss_curve_) == finished
+    assert np.isfinite(reg.loss_curve_).all()
+    if not early_stopping:  # the weights after `finished` epochs
+        again = quiet_fit(MLPRegressor(**{**params, "max_iter": finished}), X, y)
+        _same_weights(reg, again)
+    else:  # the best epoch's weights, restored as usual
+        assert np.isfinite(reg.predict(X)).all()
+
+
+# ------------------------------------------------------------------ ModelCheckpoint
+def test_model_checkpoint_every_epoch(tmp_path):
+    X, y = iris()
+    path = str(tmp_path / "m-{epoch:02d}-{loss:.3f}.cymlp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "callbacks saved as None"
+        est = quiet_fit(_clf(callbacks=[ModelCheckpoint(path)], max_iter=3), X, y)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    losses = est.history_["loss"]
+    assert names == [f"m-{e:02d}-{losses[e]:.3f}.cymlp" for e in range(3)]
+    first = cymlp.load(tmp_path / names[0])
+    _same_weights(first, quiet_fit(_clf(max_iter=1), X, y))
+    assert first.callbacks is None
+    assert len(first.history_["loss"]) == 1
+
+
+def test_model_checkpoint_best_only(tmp_path):
+    X, y = regression()
+    path = tmp_path / "best.cymlp"
+    cb = ModelCheckpoint(path, monitor="val_loss", save_best_only=True)
+    est = quiet_fit(
+        _reg(callbacks=[cb], max_iter=40, learning_rate_init=0.05),
+        X[:100],
+        y[:100],
+        X_val=X[100:],
+        y_val=y[100:],
+    )
+    best = cymlp.load(path)
+    assert len(best.history_["val_loss"]) == 1 + int(np.argmin(est.history_["val_loss"]))
+    val_loss = _training.data_loss(best._network, best.predict(X[100:]).reshape(-1, 1), y[100:])
+    assert_allclose(val_loss, min(est.history_["val_loss"]), rtol=1e-12)
