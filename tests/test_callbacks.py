@@ -410,3 +410,20 @@ def test_model_checkpoint_best_only(tmp_path):
     assert len(best.history_["val_loss"]) == 1 + int(np.argmin(est.history_["val_loss"]))
     val_loss = _training.data_loss(best._network, best.predict(X[100:]).reshape(-1, 1), y[100:])
     assert_allclose(val_loss, min(est.history_["val_loss"]), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- docs
+@pytest.mark.parametrize("name", cymlp.callbacks.__all__)
+def test_callbacks_are_documented(name):
+    """numpydoc: the class documents its constructor's parameters, every hook its own."""
+    from test_docstrings import documented_parameters, sections, signature_parameters
+
+    cls = getattr(cymlp.callbacks, name)
+    assert cls.__doc__ and cls.__doc__.strip()
+    if cls.__init__ is not object.__init__:
+        assert documented_parameters(cls.__doc__) == signature_parameters(cls.__init__)
+    for hook in ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end"):
+        method = getattr(cls, hook)
+        assert documented_parameters(method.__doc__) == signature_parameters(method), hook
+        if hook == "on_epoch_end":
+            assert "Returns" in sections(method.__doc__)
