@@ -24,7 +24,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import BaggingClassifier, StackingClassifier, VotingClassifier
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, make_scorer
@@ -523,6 +523,31 @@ def test_routing_set_fit_request_api(routing):
             assert getattr(r_cy, method).requests == expected, method
         assert cy.set_fit_request(sample_weight="w") is cy
         assert cy.get_metadata_routing().fit.requests["sample_weight"] == "w"
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_validation_data_through_pipeline_transform_input(routing, early_stopping):
+    """Pipeline(transform_input=["X_val"]) sends X_val through the fitted steps before
+    the MLP sees it: the recorded validation scores are those of the scaled data."""
+    X, y = binary()
+    X = X * 100 + 50  # unscaled: the scaler matters
+    X_train, X_val, y_train, y_val = X[:150], X[150:], y[:150], y[150:]
+    clf = cymlp.MLPClassifier(
+        (8,), max_iter=15, random_state=0, early_stopping=early_stopping
+    ).set_fit_request(X_val=True, y_val=True)
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", clf)], transform_input=["X_val"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    mlp, scaler = pipe.named_steps["mlp"], pipe.named_steps["scale"]
+    assert len(mlp.history_["val_score"]) == mlp.n_iter_
+    if not early_stopping:  # the last epoch's weights are the final ones
+        expected = mlp.score(scaler.transform(X_val), y_val)
+        assert mlp.history_["val_score"][-1] == expected
+        # had X_val reached the MLP untransformed, the score would differ
+        assert mlp.score(X_val, y_val) != expected
+    else:  # the best epoch's weights are restored
+        assert max(mlp.history_["val_score"]) == mlp.score(scaler.transform(X_val), y_val)
 
 
 # ----------------------------------------------------------------------- clone, params
