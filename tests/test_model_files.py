@@ -547,3 +547,40 @@ def test_running_statistics_are_checked(tmp_path):
         np.savez(f, **members)
     with pytest.raises(ValueError, match="running statistics"):
         cymlp.load(path)
+
+
+def test_fitted_history_round_trips(tmp_path):
+    """history_ as the training loop writes it (validation keys included)."""
+    X, y = _iris()
+    clf = _quiet_fit(
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=6, random_state=0),
+        X[::2],
+        y[::2],
+        X_val=X[1::2],
+        y_val=y[1::2],
+    )
+    assert {"loss", "score", "val_loss", "val_score"} <= set(clf.history_)
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert list(loaded.history_) == list(clf.history_)
+    for key, values in clf.history_.items():
+        assert len(values) == 6
+        np.testing.assert_array_equal(loaded.history_[key], values)
+
+
+def test_early_stopping_best_running_statistics_round_trip(tmp_path):
+    """Early stopping keeps the best epoch's weights and running statistics; a
+    warm-started fit that never beats it restores both, also after a round trip."""
+    X, y = _iris()
+    params = dict(batch_normalization=True, early_stopping=True, warm_start=True)
+    clf, X, y = _fitted_classifier(batch_size=16, max_iter=20, **params)
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert_array_equal(loaded._best_running, clf._best_running)
+    twin = pickle.loads(pickle.dumps(clf))
+    for est in (twin, loaded):
+        est.set_params(learning_rate_init=5.0, max_iter=3)  # no better epoch follows
+        _quiet_fit(est, X, y)
+    assert_array_equal(loaded._network.running, twin._network.running)
+    assert_array_equal(loaded._network.params, twin._network.params)
+    assert_array_equal(loaded._network.running, clf._best_running)

@@ -149,6 +149,8 @@ def save(estimator, path):
             arrays[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
     if hasattr(estimator, "_best_params"):
         arrays["best_params"] = estimator._best_params
+    if getattr(estimator, "_best_running", None) is not None:
+        arrays["best_running"] = estimator._best_running  # with _best_params (early stopping)
     if hasattr(estimator, "feature_names_in_"):
         arrays["feature_names_in_"] = _text_array(estimator.feature_names_in_)
     network = estimator._network
@@ -400,6 +402,9 @@ def _restore(header, arrays):
     if "best_params" in arrays:
         estimator._best_params = network.params.copy()
         _copy_into(estimator._best_params, arrays["best_params"], "best_params")
+    if "best_running" in arrays:
+        estimator._best_running = network.running.copy()
+        _copy_into(estimator._best_running, arrays["best_running"], "best_running")
     if "feature_names_in_" in arrays:
         estimator.feature_names_in_ = arrays["feature_names_in_"].astype(object)
     if "label_binarizer" in state:
