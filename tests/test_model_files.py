@@ -571,7 +571,6 @@ def test_fitted_history_round_trips(tmp_path):
 def test_early_stopping_best_running_statistics_round_trip(tmp_path):
     """Early stopping keeps the best epoch's weights and running statistics; a
     warm-started fit that never beats it restores both, also after a round trip."""
-    X, y = _iris()
     params = dict(batch_normalization=True, early_stopping=True, warm_start=True)
     clf, X, y = _fitted_classifier(batch_size=16, max_iter=20, **params)
     clf.save(tmp_path / "m")
