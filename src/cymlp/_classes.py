@@ -161,7 +161,7 @@ _COMMON_ATTRIBUTES = """
         in prediction.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen during fit, when X has string column names.
     n_iter_ : int
         Epochs run (lbfgs: iterations).
