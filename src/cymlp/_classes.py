@@ -185,9 +185,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     Parameters
     ----------
     {_COMMON_PARAMETERS}    class_weight : dict, 'balanced' or None, default=None
-        Weights of the classes, multiplied into `sample_weight` (in `fit` and
-        `partial_fit`; with early stopping the held-out rows keep theirs, so the
-        validation score is weighted too): a dict ``{{class: weight}}`` (missing
+        Weights of the classes, multiplied into `sample_weight` of the training rows
+        in `fit` and `partial_fit` (explicit `X_val` keeps `sample_weight_val` as
+        given, as in Keras; the rows early stopping holds out of `X` keep their class
+        weights, so that validation score is weighted too): a dict
+        ``{{class: weight}}`` (missing
         classes weigh 1; a key that is not a class raises ValueError) or 'balanced',
         ``n_samples / (n_classes * bincount(y))`` computed from the `y` given to
         `fit` (the counts weighted by `sample_weight` when given, as in
