@@ -491,11 +491,12 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
                              const Py_ssize_t* order, Py_ssize_t n, Py_ssize_t batch,
                              Py_ssize_t k0, Py_ssize_t k1,
                              Py_ssize_t n_params, Py_ssize_t n_weights, StepConfig* cfg,
-                             long adam_t, double alpha, double sq, double* partial,
+                             long adam_t, double alpha, double* sq_io, double* partial,
                              double* stats, Py_ssize_t* steps_done, int* stopped,
                              floating tag) noexcept nogil:
     """Mini-batches k0..k1-1 of a pass over the n rows: forward, backward, optimizer step.
-    Returns the sum over batches of (batch loss * batch rows); `sq` is sum(W**2) now.
+    Returns the sum over batches of (batch loss * batch rows); *sq_io is sum(W**2) on
+    entry and on exit.
     stats (or NULL) accumulates: [0] that sum, [1] the same for the data loss alone,
     [2] the rows, [3:] the score sums of score_stats.
     *steps_done tells how many steps were taken; *stopped says why it stopped early:
@@ -510,7 +511,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef const floating* yb
     cdef floating* swb = NULL
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
-    cdef double sw_sum, loss, total = 0, lr0 = cfg.lr
+    cdef double sw_sum, loss, total = 0, lr0 = cfg.lr, sq = sq_io[0]
     cdef clock_t last_check = clock()
     cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
     steps_done[0] = 0
@@ -557,6 +558,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             if sigint_pending():
                 stopped[0] = STOP_INTERRUPT
                 break
+    sq_io[0] = sq
     return total
 
 
@@ -640,7 +642,7 @@ cdef class Network:
     cdef readonly double huber_delta
     cdef object _units, _w_off, _b_off, _g_off, _r_off, _rates, _keys, _acc
     cdef object _ws, _ws_rows, _a_off, _d_off, _pre_off, _xh_off, _st_off
-    cdef object _xbuf, _ybuf, _swbuf, _partial
+    cdef object _xbuf, _ybuf, _swbuf, _partial, _carry_sq
     cdef int _hidden_act, _out_act, _out_loss
 
     def __init__(self, layer_units, hidden_activation, output_activation, dtype, *,
@@ -711,6 +713,7 @@ cdef class Network:
                 self.bn_vars[-1][:] = 1
         self._ws = None
         self._ws_rows = 0
+        self._carry_sq = None
 
     def config(self):
         """The arguments that rebuild this network: Network(**config())."""
@@ -974,7 +977,12 @@ cdef class Network:
         cdef const Py_ssize_t* order_p = <const Py_ssize_t*> _ptr(order)
         cdef double* stats_p = <double*> _ptr(stats)
         cdef Py_ssize_t n_params = self.params.shape[0], n_weights = self.n_weights
-        cdef double sq = self.sum_sq_weights() if alpha > 0 else 0.0
+        # sum(W**2) for the first batch's L2 term; a batch range that continues the
+        # previous call's epoch takes it from that call (the same numbers as one call)
+        cdef double sq = 0.0
+        if alpha > 0:
+            sq = self._carry_sq if k0 > 0 and self._carry_sq is not None \
+                else self.sum_sq_weights()
         cdef double total
         cdef double* partial = <double*> _ptr(self._partial)
         cdef bint single = self.dtype == np.float32
@@ -983,13 +991,14 @@ cdef class Network:
         with blas_single_threaded(), nogil:
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
-                                         n_params, n_weights, &cfg, adam_t, alpha, sq,
+                                         n_params, n_weights, &cfg, adam_t, alpha, &sq,
                                          partial, stats_p, &steps, &stopped, <float> 0)
             else:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
-                                         n_params, n_weights, &cfg, adam_t, alpha, sq,
+                                         n_params, n_weights, &cfg, adam_t, alpha, &sq,
                                          partial, stats_p, &steps, &stopped, <double> 0)
         optimizer.after_steps(steps)
+        self._carry_sq = sq if k1 < n_batches and not stopped else None
         if stopped == STOP_ZERO_WEIGHT:
             raise ValueError(
                 f"The sample weights of mini-batch {k0 + steps + 1} sum to zero, so its loss is "
