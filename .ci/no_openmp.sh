@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# CI: the serial build. cymlp built without OpenMP must build and pass the tests, both ways
+# it can come about:
+#   1. a compiler without OpenMP (as Apple's clang): here a wrapper of the C compiler that
+#      rejects -fopenmp. setup.py's test compile must notice, warn, and build serial code
+#      (built into a wheel and inspected);
+#   2. OpenMP switched off, CYMLP_NO_OPENMP=1: installed and tested.
+#
+# Run it with the CI environment active (after .ci/run's `pip install ".[test]"`): it
+# makes a fresh virtual environment that sees the CI environment's packages through a .pth
+# file (so nothing is downloaded or copied but cymlp's build requirements), installs the
+# serial build into it with --no-deps from a clean copy of the source tree (a build/ left by
+# an OpenMP build is never reused), checks that no OpenMP runtime is linked, and runs a
+# subset of the tests against it. Extra arguments go to pytest instead of the default
+# subset, e.g. `.ci/no_openmp.sh tests/test_api.py -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+python=${PYTHON:-python}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A clean copy of the source tree: tracked and untracked files, not what git ignores
+# (build/, compiled modules).
+mkdir "$work/src"
+if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$repo" ls-files -z --cached --others --exclude-standard |
+        tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$work/src"
+else
+    cp -a "$repo/." "$work/src"
+    rm -rf "$work/src/build" "$work/src"/src/cymlp/*.so
+fi
+
+# 1. The fallback: a compiler that rejects -fopenmp gives a serial build, with a warning.
+cp -a "$work/src" "$work/src-fallback"
+real_cc=$("$python" -c "import sysconfig; print(sysconfig.get_config_var('CC') or 'cc')")
+mkdir "$work/cc"
+cat >"$work/cc/cc" <<WRAPPER
+#!/bin/sh
+for arg in "\$@"; do
+    if [ "\$arg" = "-fopenmp" ]; then
+        echo "cc: error: unsupported option '-fopenmp' (a compiler without OpenMP)" >&2
+        exit 1
+    fi
+done
+exec $real_cc "\$@"
+WRAPPER
+chmod +x "$work/cc/cc"
+if ! CC="$work/cc/cc" "$python" -m pip wheel -v --no-deps --no-cache-dir -w "$work/wheel" \
+    "$work/src-fallback" >"$work/fallback.log" 2>&1; then
+    cat "$work/fallback.log" >&2
+    echo "the build failed with a compiler without OpenMP" >&2
+    exit 1
+fi
+grep -q "the C compiler cannot build OpenMP code" "$work/fallback.log" ||
+    { echo "no warning about the missing OpenMP support in the build log" >&2; exit 1; }
+"$python" - "$work"/wheel/cymlp-*.whl <<'CHECK'
+import sys
+import zipfile
+
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    modules = [name for name in wheel.namelist() if name.endswith(".so")]
+    assert len(modules) == 4, modules
+    for name in modules:
+        assert b"libgomp" not in wheel.read(name), f"{name} links libgomp"
+print(f"compiler without OpenMP: serial build with a warning ({', '.join(modules)})")
+CHECK
+
+# 2. CYMLP_NO_OPENMP=1, into a fresh venv layered over the current environment's packages.
+"$python" -m venv "$work/venv"
+base_site=$("$python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
+venv_python="$work/venv/bin/python"
+new_site=$("$venv_python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
+echo "$base_site" >"$new_site/ci-base-environment.pth"
+
+CYMLP_NO_OPENMP=1 "$venv_python" -m pip install -q --no-deps --no-cache-dir "$work/src"
+
+# The installed cymlp is the serial build: compiled without OpenMP, no runtime linked.
+(cd "$work" && "$venv_python" - "$work/venv" <<'CHECK'
+import sys
+from pathlib import Path
+
+import cymlp
+from cymlp import _engine
+
+package = Path(cymlp.__file__).resolve().parent
+assert package.is_relative_to(Path(sys.argv[1]).resolve()), f"cymlp imported from {package}"
+assert _engine.OPENMP_BUILD is False, "not a serial build"
+for module in package.glob("*.so"):
+    # the dynamic section of each extension names no OpenMP runtime
+    data = module.read_bytes()
+    for runtime in (b"libgomp", b"libomp", b"libiomp"):
+        assert runtime not in data, f"{module.name} links {runtime.decode()}"
+print(f"serial build of cymlp {cymlp.__version__} at {package}")
+CHECK
+)
+
+if [ "$#" -eq 0 ]; then
+    set -- tests/test_sklearn_parity.py tests/test_api.py tests/test_gradients.py \
+        tests/test_threadpool_limits.py -x
+fi
+"$venv_python" -m pytest -q -p no:cacheprovider "$@"

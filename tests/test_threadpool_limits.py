@@ -1,0 +1,218 @@
+"""The thread count follows the ecosystem's controls: `OMP_NUM_THREADS`,
+`threadpoolctl.threadpool_limits(..., user_api="openmp")`, and the user's BLAS limit
+(`threadpool_limits(..., user_api="blas")`), which the engine's own single-threaded BLAS
+sections must give back unchanged.
+
+OpenMP: observed without clocks, by counting the OS threads of a fresh subprocess
+(/proc/self/task). libgomp starts its worker threads at the first parallel region that
+asks for them and keeps them, so a fit on a network big enough for the engine's parallel
+blocks adds threads exactly when it was allowed more than one: with a limit of 1 the count
+must not grow, with 2 it must (the control showing that the test can see a violation).
+(That the results do not depend on the thread count is tested in test_api.py.)
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
+
+import cymlp
+from cymlp import _engine
+
+from _common import iris, quiet_fit, regression
+
+needs_openmp = pytest.mark.skipif(
+    not getattr(_engine, "OPENMP_BUILD", True), reason="cymlp was built without OpenMP"
+)
+needs_proc_tasks = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task"), reason="needs Linux /proc/self/task"
+)
+
+_SCRIPT = """
+import os, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+import scipy.linalg.blas
+from threadpoolctl import threadpool_limits
+import cymlp
+
+def n_threads():
+    return len(os.listdir("/proc/self/task"))
+
+rng = np.random.RandomState(0)
+X = rng.standard_normal((400, 64))
+y = X[:, 0] - X[:, 1]
+
+def fit():
+    # (256, 128): GEMMs cut into parallel blocks, an optimizer step over 49k weights
+    est = cymlp.MLPRegressor(hidden_layer_sizes=(256, 128), batch_size=200, max_iter=2,
+                             random_state=0)
+    return est.fit(X, y).predict(X)
+
+# BLAS's own threads are started before counting
+scipy.linalg.blas.dgemm(1.0, np.ones((300, 300)), np.ones((300, 300)))
+before = n_threads()
+"""
+
+
+def _run(code, env=None):
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SCRIPT) + textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [int(v) for v in proc.stdout.split()]
+
+
+@needs_openmp
+@needs_proc_tasks
+def test_threadpool_limits_openmp_is_honoured():
+    """The engine reads the OpenMP thread count at every call: a limit set after import
+    applies to the next fit, and a new limit to the one after."""
+    before, after_limit_1, after_limit_2, same = _run(
+        """
+        with threadpool_limits(limits=1, user_api="openmp"):
+            p1 = fit()
+            fit()
+            after_1 = n_threads()
+        with threadpool_limits(limits=2, user_api="openmp"):
+            p2 = fit()
+            after_2 = n_threads()
+        print(before, after_1, after_2, int(np.array_equal(p1, p2)))
+        """,
+        env={"OMP_NUM_THREADS": "4"},  # (the default, overridden by the limits)
+    )
+    assert after_limit_1 == before, "the fit started threads beyond a limit of 1"
+    assert after_limit_2 > before, "the fit did not use the 2 threads it was allowed"
+    assert same  # and the thread count does not change the results
+
+
+@needs_openmp
+@needs_proc_tasks
+@pytest.mark.parametrize("omp_num_threads", ["1", "2"])
+def test_omp_num_threads_is_honoured(omp_num_threads):
+    before, after = _run(
+        """
+        fit()
+        print(before, n_threads())
+        """,
+        env={"OMP_NUM_THREADS": omp_num_threads},
+    )
+    if omp_num_threads == "1":
+        assert after == before, "the fit started threads although OMP_NUM_THREADS=1"
+    else:  # the control: threads are started (and seen) when allowed
+        assert after > before
+
+
+# --------------------------------------------------------------------------------------
+# BLAS: the engine holds BLAS at one thread during its calls and gives back the user's
+# limit afterwards (never the count from before the user's limit)
+# --------------------------------------------------------------------------------------
+
+
+def _blas_threads():
+    return {d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+
+@pytest.fixture
+def restore_blas_threads():
+    controller = ThreadpoolController()
+    before = {lib.filepath: lib.num_threads for lib in controller.lib_controllers}
+    yield
+    for lib in controller.lib_controllers:
+        if lib.filepath in before and lib.num_threads != before[lib.filepath]:
+            lib.set_num_threads(before[lib.filepath])
+
+
+def _engine_calls():
+    X, y = iris()
+    Xr, yr = regression()
+    fitted = quiet_fit(
+        cymlp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0), X, y
+    )
+    return {
+        "fit adam": lambda: quiet_fit(
+            cymlp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0), X, y
+        ),
+        "fit sgd early stopping": lambda: quiet_fit(
+            cymlp.MLPRegressor(
+                hidden_layer_sizes=(16,),
+                solver="sgd",
+                early_stopping=True,
+                max_iter=5,
+                random_state=0,
+            ),
+            Xr,
+            yr,
+        ),
+        "fit lbfgs": lambda: quiet_fit(
+            cymlp.MLPRegressor(
+                hidden_layer_sizes=(16,), solver="lbfgs", max_iter=5, random_state=0
+            ),
+            Xr,
+            yr,
+        ),
+        "fit sparse": lambda: quiet_fit(
+            cymlp.MLPRegressor(hidden_layer_sizes=(16,), max_iter=5, random_state=0),
+            sp.csr_matrix(np.where(Xr > 0, Xr, 0)),
+            yr,
+        ),
+        "partial_fit": lambda: cymlp.MLPClassifier(
+            hidden_layer_sizes=(16,), random_state=0
+        ).partial_fit(X, y, classes=[0, 1, 2]),
+        "predict_proba": lambda: fitted.predict_proba(X),
+        "score": lambda: fitted.score(X, y),
+    }
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_threadpool_limits_blas_is_kept(limit, restore_blas_threads):
+    original = _blas_threads()
+    if not original:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    calls = _engine_calls()
+    with threadpool_limits(limits=limit, user_api="blas"):
+        inside = _blas_threads()  # (a library may cap the request: what it took must stay)
+        if inside == original:
+            pytest.skip(f"BLAS runs {original} threads with or without a limit of {limit}")
+        for name, call in calls.items():
+            call()
+            assert _blas_threads() == inside, f"{name} changed the user's BLAS limit"
+    assert _blas_threads() == original
+
+
+def test_threadpool_limits_blas_kept_by_concurrent_calls(restore_blas_threads):
+    """Overlapping engine calls from several threads under a user's BLAS limit: the last
+    one out restores the user's limit, not the count from before it."""
+    X, y = iris()
+    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(64,), max_iter=5, random_state=0), X, y)
+    X_big = np.repeat(X, 50, axis=0)
+    original = _blas_threads()
+    with threadpool_limits(limits=1, user_api="blas"):
+        inside = _blas_threads()
+        barrier = threading.Barrier(4)
+
+        def work():
+            barrier.wait()
+            for _ in range(5):
+                est.predict_proba(X_big)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _blas_threads() == inside
+    assert _blas_threads() == original
