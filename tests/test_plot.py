@@ -78,6 +78,7 @@ def test_several_metrics_make_one_panel_each(clf_val):
     ax = plot_history(clf_val, metrics="val_score")
     assert list(_lines(ax)) == ["validation accuracy"]
     ax = plot_history(clf_val, metrics=["epoch_time"])[0]
+    assert list(_lines(ax)) == ["epoch time (s)"]
     assert_array_equal(ax.get_lines()[0].get_ydata(), clf_val.history_["epoch_time"])
 
 
@@ -124,6 +125,7 @@ def test_learning_rate_on_a_twin_axis_when_it_changes():
     axes = plot_history(est, metrics=["loss", "learning_rate"])
     assert len(axes[0].figure.axes) == 2
     assert axes[1].get_yscale() == "log"
+    assert list(_lines(axes[1])) == ["learning rate"]
     assert_array_equal(axes[1].get_lines()[0].get_ydata(), est.history_["learning_rate"])
 
 

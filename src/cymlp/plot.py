@@ -150,6 +150,8 @@ def plot_history(
         label = _label(base, estimator)
         if name.startswith("val_"):
             axis.plot(epochs, history[name], label=f"validation {label}")
+        elif name in ("learning_rate", "epoch_time"):  # of the epoch, not of a data set
+            axis.plot(epochs, history[name], label=label)
         else:
             axis.plot(epochs, history[name], label=f"training {label}")
             if _recorded(history, "val_" + name):
