@@ -69,10 +69,15 @@ CHECK
 
 # 2. CYMLP_NO_OPENMP=1, into a fresh venv layered over the current environment's packages.
 "$python" -m venv "$work/venv"
-base_site=$("$python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
 venv_python="$work/venv/bin/python"
 new_site=$("$venv_python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
-echo "$base_site" >"$new_site/ci-base-environment.pth"
+# (every package folder the current environment sees, its own .pth additions included;
+# listed after the new venv's site-packages, so the serial cymlp installed there wins)
+"$python" - >"$new_site/ci-base-environment.pth" <<'PATHS'
+import sys
+
+print("\n".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))
+PATHS
 
 CYMLP_NO_OPENMP=1 "$venv_python" -m pip install -q --no-deps --no-cache-dir "$work/src"
 
@@ -95,6 +100,44 @@ for module in package.glob("*.so"):
 print(f"serial build of cymlp {cymlp.__version__} at {package}")
 CHECK
 )
+
+# The same numbers as the OpenMP build of the current environment (block sizes depend on
+# the shapes only, never on the thread count), where that environment has cymlp installed.
+cat >"$work/fit.py" <<'FIT'
+import sys
+import warnings
+
+import numpy as np
+
+import cymlp
+
+warnings.simplefilter("ignore")
+rng = np.random.RandomState(0)
+X = rng.standard_normal((600, 64))
+y = (X[:, 0] > X[:, 1]).astype(int) + (X[:, 2] > 0)
+out = [
+    cymlp.MLPClassifier(hidden_layer_sizes=(256, 128), solver=solver, max_iter=5, random_state=0)
+    .fit(X, y)
+    .predict_proba(X)
+    for solver in ("adam", "sgd", "lbfgs")
+]
+np.save(sys.argv[1], np.concatenate(out))
+FIT
+(cd "$work" && "$venv_python" fit.py serial.npy)
+if (cd "$work" && "$python" -c "import cymlp" 2>/dev/null); then
+    (cd "$work" && "$python" fit.py openmp.npy)
+    "$python" - "$work" <<'COMPARE'
+import sys
+
+import numpy as np
+
+a, b = (np.load(f"{sys.argv[1]}/{name}.npy") for name in ("serial", "openmp"))
+assert np.array_equal(a, b), f"serial and OpenMP fits differ by up to {np.abs(a - b).max()}"
+COMPARE
+    echo "serial and OpenMP builds: identical fits"
+else
+    echo "(no cymlp in the current environment: serial and OpenMP fits not compared)"
+fi
 
 if [ "$#" -eq 0 ]; then
     set -- tests/test_sklearn_parity.py tests/test_api.py tests/test_gradients.py \
