@@ -19,7 +19,8 @@ from libc.math cimport sqrt, pow
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 
 from cython.parallel cimport prange
-cimport openmp
+
+from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads
 
 from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
@@ -41,6 +42,8 @@ cdef double BN_MOMENTUM = 0.99
 cdef double BN_EPSILON = 1e-3
 OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY,
                       "exp": EXP}
+# True when compiled with OpenMP (False: CYMLP_NO_OPENMP=1, or a compiler without it).
+OPENMP_BUILD = bool(CYMLP_OPENMP)
 # Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
 DEFAULT_CHUNK = 4096
 
@@ -821,7 +824,7 @@ cdef class Network:
         net.out_act = self._out_act
         net.out_loss = self._out_loss
         net.huber_delta = self.huber_delta
-        net.n_threads = openmp.omp_get_max_threads()
+        net.n_threads = omp_get_max_threads()
         net.training = training
         net.update_running = update_running
         net.drop_rate = <const double*> _ptr(self._rates)

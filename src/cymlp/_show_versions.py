@@ -42,6 +42,7 @@ def _get_info() -> dict[str, Any]:
         },
         "cymlp build": {
             "debug build": bool(_kernels.DEBUG_BUILD),
+            "OpenMP": bool(_engine.OPENMP_BUILD),
             "location": str(cymlp.__path__[0]),
         },
         "Threadpool info": threadpool_info(),
