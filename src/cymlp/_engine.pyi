@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-
 HIDDEN_ACTIVATIONS: dict[str, int]
 OUTPUT_ACTIVATIONS: dict[str, int]
 REGRESSION_LOSSES: dict[str, int]
