@@ -9,8 +9,9 @@ cdef struct StepConfig:
     double beta_2
     double epsilon
     double l2           # alpha / sum of sample weights: L2 gradient folded into the step
-    double decay        # ADAMW: decoupled decay, w -= decay * w (the base step size times
-                        # weight_decay), on the weights only
+    # ADAMW: decoupled decay on the weights only, w *= 1 - decay (the base step size
+    # times weight_decay)
+    double decay
     double rho          # RMSPROP: decay rate of the squared-gradient average
 
 cdef enum OptimizerKind:
