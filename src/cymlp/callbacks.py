@@ -118,12 +118,6 @@ class Callback:
         return f"{type(self).__name__}({params})"
 
 
-def _better(mode, current, best, min_delta):
-    if mode == "min":
-        return current < best - min_delta
-    return current > best + min_delta
-
-
 def _resolve_mode(mode, monitor):
     """'auto': a score is maximised, everything else (losses) minimised."""
     if mode not in ("auto", "min", "max"):
@@ -131,14 +125,6 @@ def _resolve_mode(mode, monitor):
     if mode == "auto":
         return "max" if "score" in monitor else "min"
     return mode
-
-
-def _current(logs, monitor, who):
-    if monitor not in logs:
-        raise ValueError(
-            f"{who} monitors {monitor!r}, which this epoch's logs lack; they have {sorted(logs)}."
-        )
-    return float(logs[monitor])
 
 
 def _weights(estimator):
@@ -154,7 +140,48 @@ def _set_weights(estimator, weights):
     network.running[:] = weights[1]
 
 
-class EarlyStopping(Callback):
+class _MonitorCallback(Callback):
+    """Base of the callbacks that watch one ``history_`` key (`monitor`, `mode`): keeps
+    the best value seen in the current fit in `best` and resets it at the start of fit."""
+
+    monitor: str
+    mode: str
+
+    def _reset(self):
+        self._mode = _resolve_mode(self.mode, self.monitor)
+        self.best = math.inf if self._mode == "min" else -math.inf
+
+    def _monitored(self):
+        return self.monitor
+
+    def _improved(self, logs, min_delta):
+        """Whether this epoch's `monitor` beats `best` by more than `min_delta` (then it
+        becomes `best`)."""
+        if self.monitor not in logs:
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which this epoch's logs "
+                f"lack; they have {sorted(logs)}."
+            )
+        current, delta = float(logs[self.monitor]), abs(min_delta)
+        better = current < self.best - delta if self._mode == "min" else current > self.best + delta
+        if better:
+            self.best = current
+        return better
+
+    def on_train_begin(self, estimator, logs):
+        """Reset the state kept across epochs (best value seen, epochs waited, ...).
+
+        Parameters
+        ----------
+        estimator : MLPClassifier or MLPRegressor
+            The estimator being trained.
+        logs : dict
+            Empty.
+        """
+        self._reset()
+
+
+class EarlyStopping(_MonitorCallback):
     """Stop training when a monitored quantity has stopped improving.
 
     Parameters
@@ -206,26 +233,10 @@ class EarlyStopping(Callback):
         self._reset()
 
     def _reset(self):
-        self._mode = _resolve_mode(self.mode, self.monitor)
-        self.best = math.inf if self._mode == "min" else -math.inf
+        super()._reset()
         self.stopped_epoch = None
         self._wait = 0
         self._best_weights = None
-
-    def _monitored(self):
-        return self.monitor
-
-    def on_train_begin(self, estimator, logs):
-        """Reset the state (best value, epochs waited, best weights).
-
-        Parameters
-        ----------
-        estimator : MLPClassifier or MLPRegressor
-            The estimator being trained.
-        logs : dict
-            Empty.
-        """
-        self._reset()
 
     def on_epoch_end(self, estimator, epoch, logs):
         """Record an improvement, or count one more epoch without it.
@@ -244,9 +255,7 @@ class EarlyStopping(Callback):
         stop : bool
             True once `patience` epochs in a row did not improve.
         """
-        current = _current(logs, self.monitor, "EarlyStopping")
-        if _better(self._mode, current, self.best, abs(self.min_delta)):
-            self.best = current
+        if self._improved(logs, self.min_delta):
             self._wait = 0
             if self.restore_best_weights:
                 self._best_weights = _weights(estimator)
@@ -272,7 +281,7 @@ class EarlyStopping(Callback):
         self._best_weights = None  # do not keep a copy of the weights alive
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(_MonitorCallback):
     """Multiply the learning rate by `factor` when a monitored quantity stalls.
 
     Parameters
@@ -291,6 +300,11 @@ class ReduceLROnPlateau(Callback):
         As in :class:`EarlyStopping`.
     cooldown : int, default=0
         Epochs to wait after a reduction before counting stalled epochs again.
+
+    Attributes
+    ----------
+    best : float
+        Best value seen in the current fit.
 
     Notes
     -----
@@ -322,25 +336,9 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def _reset(self):
-        self._mode = _resolve_mode(self.mode, self.monitor)
-        self._best = math.inf if self._mode == "min" else -math.inf
+        super()._reset()
         self._wait = 0
         self._cooldown_left = 0
-
-    def _monitored(self):
-        return self.monitor
-
-    def on_train_begin(self, estimator, logs):
-        """Reset the state (best value, epochs waited, cooldown).
-
-        Parameters
-        ----------
-        estimator : MLPClassifier or MLPRegressor
-            The estimator being trained.
-        logs : dict
-            Empty.
-        """
-        self._reset()
 
     def on_epoch_end(self, estimator, epoch, logs):
         """Reduce the rate once `patience` epochs in a row did not improve.
@@ -359,12 +357,10 @@ class ReduceLROnPlateau(Callback):
         stop : bool
             Always False.
         """
-        current = _current(logs, self.monitor, "ReduceLROnPlateau")
         if self._cooldown_left > 0:
             self._cooldown_left -= 1
             self._wait = 0
-        if _better(self._mode, current, self._best, abs(self.min_delta)):
-            self._best = current
+        if self._improved(logs, self.min_delta):
             self._wait = 0
         elif self._cooldown_left == 0:  # Keras's order: the last cooldown epoch counts
             self._wait += 1
@@ -465,7 +461,7 @@ class TerminateOnNaN(Callback):
         return not np.isfinite(logs.get("loss", 0.0))
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(_MonitorCallback):
     """Save the estimator to a model file after every epoch (or every improvement).
 
     Parameters
@@ -481,6 +477,11 @@ class ModelCheckpoint(Callback):
         Save only when `monitor` improves on the best value so far.
     mode : {'auto', 'min', 'max'}, default='auto'
         As in :class:`EarlyStopping`.
+
+    Attributes
+    ----------
+    best : float
+        Best value of `monitor` saved in the current fit (``save_best_only`` only).
 
     Notes
     -----
@@ -501,24 +502,8 @@ class ModelCheckpoint(Callback):
         self.mode = mode
         self._reset()
 
-    def _reset(self):
-        self._mode = _resolve_mode(self.mode, self.monitor)
-        self._best = math.inf if self._mode == "min" else -math.inf
-
     def _monitored(self):
         return self.monitor if self.save_best_only else None
-
-    def on_train_begin(self, estimator, logs):
-        """Reset the best value seen.
-
-        Parameters
-        ----------
-        estimator : MLPClassifier or MLPRegressor
-            The estimator being trained.
-        logs : dict
-            Empty.
-        """
-        self._reset()
 
     def on_epoch_end(self, estimator, epoch, logs):
         """Save the estimator (with ``save_best_only``: if `monitor` improved).
@@ -537,11 +522,8 @@ class ModelCheckpoint(Callback):
         stop : bool
             Always False.
         """
-        if self.save_best_only:
-            current = _current(logs, self.monitor, "ModelCheckpoint")
-            if not _better(self._mode, current, self._best, 0.0):
-                return False
-            self._best = current
+        if self.save_best_only and not self._improved(logs, 0.0):
+            return False
         path = os.fspath(self.filepath)
         if isinstance(path, str) and "{" in path:
             path = path.format(epoch=epoch, **logs)
