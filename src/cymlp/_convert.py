@@ -39,8 +39,9 @@ SKLEARN_LOSSES = ("squared_error", "poisson")
 _ACTIVATION_NAMES = {"sigmoid": "logistic"}
 _OUTPUT_ACTIVATIONS = ("softmax", "logistic", "identity", "exp")
 
-# Fitted scalars and lists copied both ways when the source has them.
-_SCALARS = (
+# The fitted scalars and lists scikit-learn's MLP leaves behind (where the solver sets
+# them): copied both ways when the source has them, and kept in model files (_persistence).
+FITTED_SCALARS = (
     "n_features_in_",
     "n_outputs_",
     "n_layers_",
@@ -52,7 +53,7 @@ _SCALARS = (
     "best_validation_score_",
     "_no_improvement_count",
 )
-_CURVES = ("loss_curve_", "validation_scores_")
+FITTED_CURVES = ("loss_curve_", "validation_scores_")
 
 
 def _sklearn_classes():
@@ -64,10 +65,10 @@ def _sklearn_classes():
 
 def _copy_fitted_state(source, target):
     """The fitted attributes both libraries share, copied (lists and arrays are new)."""
-    for name in _SCALARS:
+    for name in FITTED_SCALARS:
         if hasattr(source, name):
             setattr(target, name, getattr(source, name))
-    for name in _CURVES:
+    for name in FITTED_CURVES:
         if hasattr(source, name):
             value = getattr(source, name)
             setattr(target, name, None if value is None else list(value))

@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelBinarizer
 
+from ._convert import FITTED_CURVES, FITTED_SCALARS
 from ._engine import Network
 
 if TYPE_CHECKING:
@@ -40,20 +41,6 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = "cymlp-model"
 FORMAT_VERSION = 2
-
-# Scalar fitted attributes stored in the header's "state"; only these are restored.
-_STATE_SCALARS = (
-    "n_features_in_",
-    "n_outputs_",
-    "n_layers_",
-    "out_activation_",
-    "n_iter_",
-    "t_",
-    "loss_",
-    "best_loss_",
-    "best_validation_score_",
-    "_no_improvement_count",
-)
 
 
 class _Unstorable(Exception):
@@ -141,10 +128,10 @@ def save(estimator, path):
 
     arrays = {"params": estimator._network.params}
     state = {}
-    for name in _STATE_SCALARS:
+    for name in FITTED_SCALARS:  # stored in the header's "state"; only these are restored
         if hasattr(estimator, name):
             state[name] = _encode(_plain(getattr(estimator, name)))
-    for name in ("loss_curve_", "validation_scores_"):
+    for name in FITTED_CURVES:
         if getattr(estimator, name, None) is not None:
             arrays[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
     if hasattr(estimator, "_best_params"):
@@ -379,7 +366,7 @@ def _restore(header, arrays):
     elif getattr(network, "running", np.empty(0)).size:
         raise ValueError("the running statistics of batch normalization are missing")
     estimator._network = network
-    for name in _STATE_SCALARS:
+    for name in FITTED_SCALARS:
         if name in state:
             setattr(estimator, name, _decode(state[name]))
     if "history_keys" in state:
@@ -394,7 +381,7 @@ def _restore(header, arrays):
         or network.layer_units[0] != estimator.n_features_in_
     ):
         raise ValueError("n_features_in_ does not match the network")
-    for name in ("loss_curve_", "validation_scores_"):
+    for name in FITTED_CURVES:
         if name in arrays:
             setattr(estimator, name, [float(v) for v in arrays[name]])
         elif estimator.solver != "lbfgs":
