@@ -18,15 +18,9 @@ wheelhouse=${WHEELHOUSE:-$repo/dist}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# A clean copy of the source tree: tracked and untracked files, not what git ignores.
-mkdir "$work/src"
-if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$repo" ls-files -z --cached --others --exclude-standard |
-        tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$work/src"
-else
-    cp -a "$repo/." "$work/src"
-    rm -rf "$work/src/build" "$work/src"/src/cymlp/*.so
-fi
+# shellcheck source=.ci/_clean_copy.sh
+source .ci/_clean_copy.sh
+clean_copy "$repo" "$work/src"
 
 # The tools, in a venv of their own.
 "$python" -m venv "$work/tools"
