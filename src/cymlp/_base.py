@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.base import BaseEstimator, is_regressor
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, validate_data
 
@@ -284,16 +284,7 @@ class BaseMLP(BaseEstimator, ABC):
         else:  # lbfgs has no epochs: no history (not one left from an earlier fit)
             self.__dict__.pop("history_", None)
 
-    def _fit(
-        self,
-        X,
-        y,
-        sample_weight=None,
-        incremental=False,
-        X_val=None,
-        y_val=None,
-        sample_weight_val=None,
-    ):
+    def _fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -382,6 +373,23 @@ class BaseMLP(BaseEstimator, ABC):
             raise ValueError(f"dropout rates must lie in [0, 1), got {self.dropout!r}")
         return [float(r) for r in np.broadcast_to(rates, (n_hidden,))] if n_hidden else []
 
+    def _validate_input(self, X, y, incremental, reset):
+        """X and y checked, y 1-D where it has one column (the classifier goes on to
+        its labels)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=is_regressor(self),
+            dtype=self._check_X_dtype(reset),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""
 
@@ -435,15 +443,7 @@ default=None
         self : object
             The fitted estimator.
         """
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            incremental=False,
-            X_val=X_val,
-            y_val=y_val,
-            sample_weight_val=sample_weight_val,
-        )
+        return self._fit(X, y, sample_weight, X_val, y_val, sample_weight_val, incremental=False)
 
     def save(self, path: PathLike) -> None:
         """Save the fitted estimator to a model file (no pickle inside).
@@ -544,6 +544,13 @@ default=None
         self._sync_params()
         network = self._prediction_network(X)
         return network.predict(self._as_network_input(X, network))
+
+    def _predict(self, X, check_input=True):
+        return self._decode(self._forward_pass_fast(X, check_input=check_input))
+
+    @abstractmethod
+    def _decode(self, outputs):
+        """The predictions from the output layer's activations."""
 
     def _score_with_function(self, X, y, sample_weight, score_function, outputs=None):
         """Score without input validation (used for early stopping and validation data);

@@ -14,7 +14,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseMLP
 from ._typing import available_if, fit_context
@@ -330,17 +330,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return row_weights if sample_weight is None else sample_weight * row_weights
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=self._check_X_dtype(reset),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = super()._validate_input(X, y, incremental, reset)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -378,9 +368,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         """
         check_is_fitted(self)
         return self._predict(X)
-
-    def _predict(self, X, check_input=True):
-        return self._decode(self._forward_pass_fast(X, check_input=check_input))
 
     def _decode(self, outputs):
         """The predicted labels from the output layer's activations."""
@@ -476,15 +463,7 @@ default=None
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            incremental=True,
-            X_val=X_val,
-            y_val=y_val,
-            sample_weight_val=sample_weight_val,
-        )
+        return self._fit(X, y, sample_weight, X_val, y_val, sample_weight_val, incremental=True)
 
     def predict_log_proba(self, X: MatrixLike) -> NDArray[np.floating[Any]]:
         """Log of the probability estimates.
@@ -658,9 +637,6 @@ default='squared_error'
         check_is_fitted(self)
         return self._predict(X)
 
-    def _predict(self, X, check_input=True):
-        return self._decode(self._forward_pass_fast(X, check_input=check_input))
-
     def _decode(self, outputs):
         """The predictions from the output layer's activations."""
         return outputs.ravel() if outputs.shape[1] == 1 else outputs
@@ -702,21 +678,6 @@ default='squared_error'
         """
         return super().score(X, y, sample_weight=sample_weight)
 
-    def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=self._check_X_dtype(reset),
-            reset=reset,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return X, y
-
     # scikit-learn's quirk, kept: the lambda returns the bound method (always truthy), so
     # MLPRegressor.partial_fit exists even with solver='lbfgs' (and runs a full lbfgs fit).
     @available_if(lambda est: est._check_solver)
@@ -756,12 +717,4 @@ default=None
         self : object
             The updated estimator.
         """
-        return self._fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            incremental=True,
-            X_val=X_val,
-            y_val=y_val,
-            sample_weight_val=sample_weight_val,
-        )
+        return self._fit(X, y, sample_weight, X_val, y_val, sample_weight_val, incremental=True)
