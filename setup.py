@@ -123,8 +123,8 @@ class BuildExt(build_ext):
             with open(stamp) as f:
                 if f.read() != mode:
                     self.force = True
-        except OSError:  # no stamp: objects from before stamps (or none), keep them
-            pass
+        except OSError:  # no stamp: no objects, or objects of an unknown mode: rebuild
+            self.force = True
         super().build_extensions()
         os.makedirs(self.build_temp, exist_ok=True)
         with open(stamp, "w") as f:

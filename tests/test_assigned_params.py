@@ -57,5 +57,5 @@ def test_warm_start_with_other_layers(iris):
     X, y = iris
     clf = _fitted(X, y, warm_start=True)
     clf.set_params(hidden_layer_sizes=(6,))
-    with pytest.raises(ValueError, match="The fitted network has layers"):
+    with pytest.raises(ValueError, match="The fitted network's layers"):
         clf.fit(X, y)

@@ -252,16 +252,7 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._network = Network(
-            layer_units,
-            self.activation,
-            self.out_activation_,
-            dtype,
-            dropout=self._dropout_rates(len(layer_units) - 2),
-            batch_norm=self.batch_normalization,
-            loss=self.loss if self.loss in ("absolute_error", "huber") else "squared_error",
-            huber_delta=getattr(self, "huber_delta", 1.0),
-        )
+        self._network = Network(**self._network_config(layer_units, dtype))
         # init=None: scikit-learn's draws exactly; otherwise Keras's scheme (see _init).
         _init.initialize_weights(self.init, self.activation, self._random_state, self._network)
         if self._network.batch_norm:  # beta shifts instead: the hidden biases stay unused
@@ -269,6 +260,7 @@ class BaseMLP(BaseEstimator, ABC):
                 intercept[...] = 0
         self._bind_views()
         self._best_params = self._network.params.copy()
+        self._best_running = self._network.running.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self.history_ = {}  # a fresh fit starts a new history (warm_start continues it)
@@ -283,6 +275,45 @@ class BaseMLP(BaseEstimator, ABC):
                 self.best_validation_score_ = None
         else:  # lbfgs has no epochs: no history (not one left from an earlier fit)
             self.__dict__.pop("history_", None)
+
+    def _network_config(self, layer_units, dtype):
+        """The Network arguments these parameters ask for."""
+        return dict(
+            layer_units=list(layer_units),
+            hidden_activation=self.activation,
+            output_activation=self._output_activation(),
+            dtype=np.dtype(dtype).str,
+            dropout=self._dropout_rates(len(layer_units) - 2),
+            batch_norm=bool(self.batch_normalization) and len(layer_units) > 2,
+            loss=self.loss if self.loss in ("absolute_error", "huber") else "squared_error",
+            huber_delta=float(getattr(self, "huber_delta", 1.0)),
+        )
+
+    def _update_network(self, layer_units):
+        """warm_start / partial_fit: carry the fitted parameters into a network built for
+        the current parameters. The activation, dropout and the regression loss may change
+        (as in scikit-learn, whose forward pass reads `activation` anew); what changes the
+        parameters' layout or the output head cannot."""
+        net = self._network
+        wanted = self._network_config(layer_units, net.dtype)
+        have = net.config()
+        for key, what in (
+            ("layer_units", "layers"),
+            ("batch_norm", "batch_normalization"),
+            ("output_activation", "output activation"),
+        ):
+            if wanted[key] != have[key]:
+                raise ValueError(
+                    f"The fitted network's {what} is {have[key]!r}; these data and "
+                    f"parameters need {wanted[key]!r}. Use warm_start=False (or a new "
+                    "estimator for partial_fit) to start afresh."
+                )
+        if wanted != have:
+            new = Network(**wanted)
+            new.params[:] = net.params
+            new.running[:] = net.running
+            self._network = new
+            self._bind_views()
 
     def _fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -330,13 +361,8 @@ class BaseMLP(BaseEstimator, ABC):
             self._initialize(y, layer_units, X.dtype)
         else:
             self._sync_params()
-            if self._network.layer_units != layer_units:
-                raise ValueError(
-                    f"The fitted network has layers {self._network.layer_units}; this data "
-                    f"and these parameters need {layer_units}. Use warm_start=False to "
-                    "start afresh."
-                )
-            X = self._as_network_input(X)
+            self._update_network(layer_units)
+        X = self._as_network_input(X)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(self._network.dtype, copy=False)
         validation = None
@@ -354,7 +380,9 @@ class BaseMLP(BaseEstimator, ABC):
         else:
             _training.fit_lbfgs(self, X, y, sample_weight)
 
-        if not np.isfinite(self._network.params).all():
+        if not (
+            np.isfinite(self._network.params).all() and np.isfinite(self._network.running).all()
+        ):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."

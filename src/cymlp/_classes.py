@@ -142,7 +142,9 @@ _COMMON_ATTRIBUTES = """
         mini-batches (so it compares with 'val_loss'; `loss_curve_` keeps
         scikit-learn's definition, with the L2 term); 'score': the training accuracy
         (classifier) or R² (regressor) of each mini-batch's predictions before its
-        step, accumulated over the epoch; 'val_loss', 'val_score': the same on the
+        step, accumulated over the epoch, weighted by the training weights
+        (`sample_weight` times the classifier's `class_weight`, as the loss is);
+        'val_loss', 'val_score': the same on the
         validation data (`X_val`, or the `early_stopping` split) at the end of the
         epoch, when there is any (NaN for epochs without it); 'learning_rate': the
         base step size used in the epoch (before Adam's bias correction);

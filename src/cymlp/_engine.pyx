@@ -1001,7 +1001,7 @@ cdef class Network:
                                          n_params, n_weights, &cfg, adam_t, alpha, &sq,
                                          partial, stats_p, &steps, &stopped, <double> 0)
         optimizer.after_steps(steps)
-        self._carry_sq = sq if k1 < n_batches and not stopped else None
+        self._carry_sq = sq if alpha > 0 and k1 < n_batches and not stopped else None
         if stopped == STOP_ZERO_WEIGHT:
             raise ValueError(
                 f"The sample weights of mini-batch {k0 + steps + 1} sum to zero, so its loss is "

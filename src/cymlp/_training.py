@@ -5,6 +5,7 @@ Python runs once per epoch; each epoch is one call into the compiled engine
 split, then one shuffle per epoch) is scikit-learn's, so a seed gives its results.
 """
 
+import copy
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -67,12 +68,10 @@ def make_optimizer(est, network):
     return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
 
 
-def _diverged(est, last_good, last_running):
-    """Restore the weights from before the epoch whose loss or weights went non-finite."""
-    _restore(est._network, last_good, last_running)
+def _diverged(est, epoch):
     raise ValueError(
         "Training diverged: the loss or the weights became non-finite (inf or NaN) in "
-        f"epoch {est.n_iter_ + 1}. The weights from the end of the last finite epoch were "
+        f"epoch {epoch}. The weights from the end of the last finite epoch were "
         "kept. Scale the input data (e.g. StandardScaler) or lower learning_rate_init."
     )
 
@@ -81,6 +80,26 @@ def _restore(network, params, running):
     network.params[:] = params
     if running is not None and running.shape == network.running.shape:
         network.running[:] = running
+
+
+class _EpochStart:
+    """What an epoch changes, as it was before the epoch: the parameters, the batch-norm
+    running statistics and the optimizer (its state buffers, step count and rate), so
+    that an epoch that diverges or fails part-way can be undone as a whole."""
+
+    def __init__(self, est):
+        self.params = np.empty_like(est._network.params)
+        self.running = np.empty_like(est._network.running)
+        self.optimizer = None
+
+    def save(self, est):
+        np.copyto(self.params, est._network.params)
+        np.copyto(self.running, est._network.running)
+        self.optimizer = copy.deepcopy(est._optimizer)
+
+    def restore(self, est):
+        _restore(est._network, self.params, self.running)
+        est._optimizer = self.optimizer
 
 
 class Validation(NamedTuple):
@@ -342,6 +361,21 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
                 "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
             )
         batch_size = int(np.clip(est.batch_size, 1, n_samples))
+    if network.batch_norm:
+        # one row has no batch statistics: it normalizes to zero and trains nothing
+        if batch_size == 1:
+            raise ValueError(
+                "batch_normalization=True needs mini-batches of at least 2 rows (one row's "
+                f"batch variance is zero); got batch_size={batch_size} for {n_samples} "
+                "training rows."
+            )
+        if n_samples % batch_size == 1:
+            warnings.warn(
+                f"The last mini-batch of each epoch has one row ({n_samples} rows, "
+                f"batch_size={batch_size}): batch normalization gives it no gradient. "
+                "Choose a batch_size that leaves at least 2 rows.",
+                UserWarning,
+            )
 
     callbacks = list(est.callbacks or ())
     progress = progress_bar_wanted(est)
@@ -350,9 +384,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
         est.history_ = {}
     history = est.history_
     logs = {}
-    last_good = np.empty_like(network.params)
-    last_running = np.empty_like(network.running)
-    network.reserve(batch_size)
+    before = _EpochStart(est)
     if not incremental:
         for cb in callbacks:
             cb.on_train_begin(est, {})
@@ -361,6 +393,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
     blas_limit = blas_single_threaded()
     blas_limit.__enter__()
     try:
+        network.reserve(batch_size)
         est.n_iter_ = 0
         for _ in range(est.max_iter):
             epoch = len(history.get("loss", ()))
@@ -372,8 +405,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
                 # == sklearn.utils.shuffle(sample_idx, random_state=...): the same draws,
                 # without its per-call validation overhead
                 est._random_state.shuffle(sample_idx)
-            np.copyto(last_good, network.params)
-            np.copyto(last_running, network.running)
+            before.save(est)
             stats = network.new_stats()
             args = (
                 X_train,
@@ -385,10 +417,18 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
                 est._optimizer,
             )
             bar = None
-            if progress:
-                bar = _train_with_progress(network, args, stats, epoch, seed, n_samples, batch_size)
-            else:
-                network.train_epoch(*args, stats=stats, epoch=epoch, seed=seed)
+            try:
+                if progress:
+                    bar = _train_with_progress(
+                        network, args, stats, epoch, seed, n_samples, batch_size
+                    )
+                else:
+                    network.train_epoch(*args, stats=stats, epoch=epoch, seed=seed)
+            except KeyboardInterrupt:
+                raise  # Ctrl-C keeps the steps taken so far, as scikit-learn does
+            except BaseException:
+                before.restore(est)  # an epoch that fails part-way is undone as a whole
+                raise
             epoch_stats = network.finish_stats(stats)
             # the mean objective, scikit-learn's loss_curve_ (== the summed batch
             # objectives train_epoch returns / n_samples, bit for bit)
@@ -403,10 +443,11 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
                     bar.close()
                 handled = [cb._on_non_finite(est, epoch) for cb in callbacks]
                 if any(handled):
-                    _restore(network, last_good, last_running)
+                    before.restore(est)
                     break
                 if not early_stopping:
-                    _diverged(est, last_good, last_running)
+                    before.restore(est)
+                    _diverged(est, epoch)
             est.n_iter_ += 1
             est.loss_ = loss
             est.t_ += n_samples
