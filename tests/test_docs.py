@@ -223,6 +223,7 @@ class _DevTools:
         args = [
             binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-extensions", "--hide-scrollbars", "--window-size=1280,2000",
+            "--disable-dev-shm-usage",
             f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank",
         ]  # fmt: skip
         # a small Python launcher moves the pipe ends to fds 3 and 4 (a POSIX shell's
