@@ -185,6 +185,39 @@ def test_unknown_monitor_raises():
         ReduceLROnPlateau(factor=2.0)
 
 
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: EarlyStopping(patience="3"), TypeError, "patience must be an integer, got '3'"),
+        (lambda: EarlyStopping(patience=True), TypeError, "patience must be an integer"),
+        (lambda: EarlyStopping(patience=-1), ValueError, "patience must be >= 0, got -1"),
+        (lambda: EarlyStopping(monitor=None), TypeError, "monitor must be .*got None"),
+        (lambda: EarlyStopping(min_delta="x"), TypeError, "min_delta must be a number"),
+        (lambda: EarlyStopping(min_delta=np.nan), ValueError, "min_delta must be finite"),
+        (lambda: EarlyStopping(restore_best_weights="yes"), TypeError, "restore_best_weights"),
+        (lambda: EarlyStopping(mode=None), ValueError, "mode must be .*got None"),
+        (lambda: ReduceLROnPlateau(patience="2"), TypeError, "patience must be an integer"),
+        (lambda: ReduceLROnPlateau(factor="x"), TypeError, "factor must be a number"),
+        (lambda: ReduceLROnPlateau(factor=1), ValueError, r"factor must lie in \(0, 1\)"),
+        (lambda: ReduceLROnPlateau(factor=0.0), ValueError, r"factor must lie in \(0, 1\)"),
+        (lambda: ReduceLROnPlateau(min_lr=-1e-3), ValueError, "min_lr must be >= 0"),
+        (lambda: ReduceLROnPlateau(min_lr=None), TypeError, "min_lr must be a number"),
+        (lambda: ReduceLROnPlateau(cooldown=1.5), TypeError, "cooldown must be an integer"),
+        (lambda: ReduceLROnPlateau(mode="up"), ValueError, "mode must be"),
+        (lambda: LearningRateScheduler(None), TypeError, "schedule must be a function"),
+        (lambda: LearningRateScheduler(0.1), TypeError, "schedule must be a function"),
+        (lambda: ModelCheckpoint(None), TypeError, "filepath must be a str or os.PathLike"),
+        (lambda: ModelCheckpoint(3), TypeError, "filepath must be a str or os.PathLike"),
+        (lambda: ModelCheckpoint(""), ValueError, "filepath is empty"),
+        (lambda: ModelCheckpoint("m", save_best_only="no"), TypeError, "save_best_only"),
+        (lambda: ModelCheckpoint("m", mode="best"), ValueError, "mode must be"),
+    ],
+)
+def test_constructor_arguments_are_checked(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
 @pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
 @pytest.mark.parametrize(
     "callback", [LearningRateScheduler(lambda e, lr: lr), ReduceLROnPlateau(monitor="loss")]
@@ -410,6 +443,47 @@ def test_model_checkpoint_best_only(tmp_path):
     assert len(best.history_["val_loss"]) == 1 + int(np.argmin(est.history_["val_loss"]))
     val_loss = _training.data_loss(best._network, best.predict(X[100:]).reshape(-1, 1), y[100:])
     assert_allclose(val_loss, min(est.history_["val_loss"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("m-{val_loss:.3f}.cymlp", r"\{val_loss\}, which needs validation data"),
+        ("m-{foo}.cymlp", r"format field \{foo\}; the fields it can hold are \['epoch'"),
+        ("m-{}.cymlp", r"format field \{\}"),
+        ("m-{loss:d}.cymlp", "cannot be formatted"),
+        ("m-{epoch.cymlp", "not a valid format string"),
+    ],
+)
+def test_model_checkpoint_fields_are_checked_before_training(tmp_path, name, match):
+    X, y = iris()
+    est = _clf(callbacks=[ModelCheckpoint(tmp_path / name)], max_iter=2)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")  # raised before the first epoch
+    with pytest.raises(ValueError, match=match):
+        est.partial_fit(X, y, classes=[0, 1, 2])
+    assert not hasattr(est, "coefs_")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_checkpoint_validation_fields_with_validation_data(tmp_path):
+    X, y = iris()
+    cb = ModelCheckpoint(tmp_path / "m-{epoch}-{val_score:.2f}.cymlp")
+    est = quiet_fit(_clf(callbacks=[cb], max_iter=2, early_stopping=True), X, y)
+    scores = est.history_["val_score"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"m-{e}-{scores[e]:.2f}.cymlp" for e in range(2)
+    ]
+
+
+def test_model_checkpoint_makes_missing_folders(tmp_path):
+    """As Keras: the folder of the file (formatted) is created when saving."""
+    X, y = iris()
+    cb = ModelCheckpoint(tmp_path / "run" / "epoch-{epoch}" / "model.cymlp")
+    quiet_fit(_clf(callbacks=[cb], max_iter=2), X, y)
+    for epoch in range(2):
+        assert (tmp_path / "run" / f"epoch-{epoch}" / "model.cymlp").is_file()
 
 
 # --------------------------------------------------------------------------- docs

@@ -140,3 +140,25 @@ def test_invalid_class_weight_type_is_rejected():
     X, y = _multiclass()
     with pytest.raises(ValueError, match="class_weight"):
         MLPClassifier(class_weight="uniform").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        (np.nan, ValueError, r"class_weight\['bee'\] must be a finite number >= 0, got nan"),
+        (np.inf, ValueError, r"class_weight\['bee'\] must be a finite number >= 0, got inf"),
+        (-1.0, ValueError, r"class_weight\['bee'\] must be a finite number >= 0, got -1.0"),
+        ("2", TypeError, r"class_weight\['bee'\] must be a number, got '2'"),
+        (None, TypeError, r"class_weight\['bee'\] must be a number, got None"),
+    ],
+)
+def test_class_weight_values_must_be_finite_non_negative_numbers(value, error, match):
+    """Checked before training: NaN used to end in a misleading "Training diverged"."""
+    X, y = _multiclass()
+    clf = MLPClassifier(class_weight={"ant": 2.0, "bee": value}, **PARAMS)
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    with pytest.raises(error, match=match):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    # zero is a valid weight (rows of that class do not count)
+    _quiet(MLPClassifier(class_weight={"bee": 0}, **PARAMS), X, y)

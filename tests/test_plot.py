@@ -171,6 +171,38 @@ def test_errors(clf_val):
         plot_history(clf_val, metrics=[])
 
 
+def test_not_a_cymlp_estimator_says_what_to_pass():
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris()
+    pipe = _fit(make_pipeline(StandardScaler(), MLPClassifier((4,), max_iter=3)), X, y)
+    with pytest.raises(TypeError, match=r"got a sklearn.pipeline.Pipeline.*pipeline\[-1\]"):
+        plot_history(pipe)
+    plot_history(pipe[-1])
+    sk = _fit(SklearnMLP((4,), max_iter=3, random_state=0), X, y)
+    with pytest.raises(TypeError, match="fitted cymlp estimator.*got a sklearn.neural_network"):
+        plot_history(sk)
+
+
+def test_bad_metrics_and_ax_types(clf_val):
+    with pytest.raises(TypeError, match="metrics must be .* got None"):
+        plot_history(clf_val, metrics=None)
+    with pytest.raises(TypeError, match="metrics must be .* got 5"):
+        plot_history(clf_val, metrics=5)
+    with pytest.raises(TypeError, match="metrics must hold history_ keys .* got 3"):
+        plot_history(clf_val, metrics=["loss", 3])
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes.* got 5"):
+        plot_history(clf_val, ax=5)
+    _, ax = plt.subplots()
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes.* got 'x'"):
+        plot_history(clf_val, ax=[ax, "x"], metrics=["loss", "score"])
+    with pytest.raises(ValueError, match="learning_rate must be True, False or 'auto'"):
+        plot_history(clf_val, ax=ax, learning_rate="yes")
+    assert ax.get_lines() == []  # nothing drawn before the check
+
+
 def test_import_without_matplotlib(monkeypatch):
     """`import cymlp.plot` works without matplotlib; calling it says what to install."""
     monkeypatch.setattr(cymlp, "plot", cymlp.plot)  # restored afterwards

@@ -191,8 +191,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         in `fit` and `partial_fit` (explicit `X_val` keeps `sample_weight_val` as
         given, as in Keras; the rows early stopping holds out of `X` keep their class
         weights, so that validation score is weighted too): a dict
-        ``{{class: weight}}`` (missing
-        classes weigh 1; a key that is not a class raises ValueError) or 'balanced',
+        ``{{class: weight}}`` (finite numbers >= 0; missing classes weigh 1; a key
+        that is not a class raises ValueError) or 'balanced',
         ``n_samples / (n_classes * bincount(y))`` computed from the `y` given to
         `fit` (the counts weighted by `sample_weight` when given, as in
         scikit-learn's ``compute_class_weight``). As in scikit-learn's
@@ -327,6 +327,16 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                     f"class_weight has keys {unknown} that are not classes; the classes "
                     f"are {classes.tolist()}."
                 )
+            for label, value in self.class_weight.items():
+                if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+                    raise TypeError(
+                        f"class_weight[{label!r}] must be a number, got {value!r} of type "
+                        f"{type(value).__name__}."
+                    )
+                if not (np.isfinite(value) and value >= 0):
+                    raise ValueError(
+                        f"class_weight[{label!r}] must be a finite number >= 0, got {value!r}."
+                    )
             weights = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()])
         row_weights = np.asarray(weights, dtype=np.float64)[index]
         return row_weights if sample_weight is None else sample_weight * row_weights

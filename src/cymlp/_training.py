@@ -128,8 +128,9 @@ def progress_bar_wanted(est):
 def check_controls(est, has_validation, incremental):
     """Check the Keras-style controls at the start of fit / partial_fit, before anything
     is changed: solver='lbfgs' has no epochs; callbacks must be Callback objects;
-    schedules exclude scikit-learn's own ('invscaling', 'adaptive'); a monitored val_*
-    quantity needs validation data; verbose=2 needs tqdm."""
+    schedules exclude scikit-learn's own ('invscaling', 'adaptive' with solver='sgd'); a
+    monitored val_* quantity needs validation data; each callback's own _check (e.g.
+    ModelCheckpoint's filepath fields); verbose=2 needs tqdm."""
     callbacks = list(est.callbacks or ())
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -181,6 +182,8 @@ def check_controls(est, has_validation, incremental):
                 "X_val and y_val to fit, or set early_stopping=True (which holds out "
                 "validation_fraction of the training data)."
             )
+    for cb in callbacks:
+        cb._check(est, has_validation)  # e.g. ModelCheckpoint's filepath fields
     if not incremental:
         for cb in callbacks:
             if isinstance(cb, EarlyStopping) and cb.patience > est.n_iter_no_change:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import os
+import string
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -103,6 +105,11 @@ class Callback:
         """The history key this callback watches, if any (checked at the start of fit)."""
         return None
 
+    def _check(self, estimator: Any, has_validation: bool) -> None:
+        """Called at the start of fit and partial_fit, before anything changes: raise if
+        this callback cannot work with this training (`has_validation`: whether its
+        epochs have validation data)."""
+
     def _on_non_finite(self, estimator: Any, epoch: int) -> bool:
         """Called when an epoch's loss or weights became non-finite (the weights of the
         previous epoch have been restored); True ends training without an error."""
@@ -116,6 +123,38 @@ class Callback:
         ]
         params = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{type(self).__name__}({params})"
+
+
+def _check_int(name, value, minimum=0):
+    """`value` must be an integer (not a bool) >= `minimum`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+
+
+def _check_real(name, value):
+    """`value` must be a finite real number (not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be True or False, got {value!r} of type {type(value).__name__}."
+        )
+
+
+def _check_monitor(monitor):
+    """`monitor` must be a string (whether it is recorded is checked at the start of fit)."""
+    if not isinstance(monitor, str):
+        raise TypeError(
+            f"monitor must be a history_ key (a string such as 'val_loss'), got {monitor!r} "
+            f"of type {type(monitor).__name__}."
+        )
 
 
 def _resolve_mode(mode, monitor):
@@ -225,6 +264,10 @@ class EarlyStopping(_MonitorCallback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
+        _check_monitor(monitor)
+        _check_int("patience", patience)
+        _check_real("min_delta", min_delta)
+        _check_bool("restore_best_weights", restore_best_weights)
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
@@ -310,8 +353,9 @@ class ReduceLROnPlateau(_MonitorCallback):
     -----
     The rate is the optimizer's base step size (``learning_rate_init`` of adam, adamw
     and rmsprop, sgd's constant rate); it is recorded in ``history_['learning_rate']``.
-    It cannot be combined with ``learning_rate='invscaling'`` or ``'adaptive'``
-    (ValueError at the start of `fit`).
+    With ``solver='sgd'`` it cannot be combined with ``learning_rate='invscaling'``
+    or ``'adaptive'`` (ValueError at the start of `fit`); the other solvers ignore
+    `learning_rate`.
     """
 
     def __init__(
@@ -324,8 +368,16 @@ class ReduceLROnPlateau(_MonitorCallback):
         mode: str = "auto",
         cooldown: int = 0,
     ) -> None:
+        _check_monitor(monitor)
+        _check_real("factor", factor)
         if not 0 < factor < 1:
-            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}.")
+        _check_int("patience", patience)
+        _check_real("min_delta", min_delta)
+        _check_real("min_lr", min_lr)
+        if min_lr < 0:
+            raise ValueError(f"min_lr must be >= 0, got {min_lr!r}.")
+        _check_int("cooldown", cooldown)
         self.monitor = monitor
         self.factor = factor
         self.patience = patience
@@ -391,11 +443,17 @@ class LearningRateScheduler(Callback):
 
     Notes
     -----
-    It cannot be combined with ``learning_rate='invscaling'`` or ``'adaptive'``
-    (ValueError at the start of `fit`).
+    With ``solver='sgd'`` it cannot be combined with ``learning_rate='invscaling'``
+    or ``'adaptive'`` (ValueError at the start of `fit`); the other solvers ignore
+    `learning_rate`.
     """
 
     def __init__(self, schedule: Callable[[int, float], float]) -> None:
+        if not callable(schedule):
+            raise TypeError(
+                "schedule must be a function schedule(epoch, lr) -> new_lr, got "
+                f"{schedule!r} of type {type(schedule).__name__}."
+            )
         self.schedule = schedule
 
     def on_epoch_begin(self, estimator, epoch, logs):
@@ -470,7 +528,10 @@ class ModelCheckpoint(_MonitorCallback):
         Where to save (``estimator.save(path)``). It may hold Keras-style format
         fields: ``{epoch}`` (the epoch's number, its index in ``history_``, so the
         first epoch is 0) and the epoch's history keys, e.g.
-        ``'model-{epoch:03d}-{val_loss:.4f}.cymlp'``.
+        ``'model-{epoch:03d}-{val_loss:.4f}.cymlp'``. The fields are checked at the
+        start of `fit` and `partial_fit` (ValueError for any other field, or a
+        ``val_*`` field without validation data); a missing folder is created when
+        the file is saved, as in Keras.
     monitor : str, default='val_loss'
         The ``history_`` key that decides what is best (``save_best_only`` only).
     save_best_only : bool, default=False
@@ -496,6 +557,15 @@ class ModelCheckpoint(_MonitorCallback):
         save_best_only: bool = False,
         mode: str = "auto",
     ) -> None:
+        if not isinstance(filepath, (str, os.PathLike)) or isinstance(os.fspath(filepath), bytes):
+            raise TypeError(
+                f"filepath must be a str or os.PathLike (a file path), got {filepath!r} of "
+                f"type {type(filepath).__name__}."
+            )
+        if not os.fspath(filepath):
+            raise ValueError("filepath is empty: give the model file's path.")
+        _check_monitor(monitor)
+        _check_bool("save_best_only", save_best_only)
         self.filepath = filepath
         self.monitor = monitor
         self.save_best_only = save_best_only
@@ -504,6 +574,44 @@ class ModelCheckpoint(_MonitorCallback):
 
     def _monitored(self):
         return self.monitor if self.save_best_only else None
+
+    def _check(self, estimator, has_validation):
+        """Every format field of `filepath` must be ``epoch`` or a history key, the
+        ``val_*`` ones with validation data, and format a number (checked with sample
+        values); the folder is made at save time, as in Keras."""
+        from ._training import HISTORY_KEYS
+
+        path = os.fspath(self.filepath)
+        if "{" not in path and "}" not in path:
+            return
+        known = ("epoch", *HISTORY_KEYS)
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(path) if f is not None]
+        except ValueError as exc:
+            raise ValueError(
+                f"ModelCheckpoint's filepath={path!r} is not a valid format string ({exc}); "
+                "write a literal brace as '{{' or '}}'."
+            ) from None
+        for field in fields:
+            root = field.split(".", 1)[0].split("[", 1)[0]
+            if root not in known:
+                raise ValueError(
+                    f"ModelCheckpoint's filepath={path!r} has the format field {{{field}}}; "
+                    f"the fields it can hold are {list(known)}."
+                )
+            if root.startswith("val_") and not has_validation:
+                raise ValueError(
+                    f"ModelCheckpoint's filepath={path!r} has the field {{{field}}}, which "
+                    "needs validation data: pass X_val and y_val to fit, or set "
+                    "early_stopping=True."
+                )
+        try:
+            path.format(epoch=0, **dict.fromkeys(HISTORY_KEYS, 0.0))
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            raise ValueError(
+                f"ModelCheckpoint's filepath={path!r} cannot be formatted with the epoch "
+                f"(an int) and the history values (floats): {exc}"
+            ) from None
 
     def on_epoch_end(self, estimator, epoch, logs):
         """Save the estimator (with ``save_best_only``: if `monitor` improved).
@@ -525,8 +633,11 @@ class ModelCheckpoint(_MonitorCallback):
         if self.save_best_only and not self._improved(logs, 0.0):
             return False
         path = os.fspath(self.filepath)
-        if isinstance(path, str) and "{" in path:
+        if "{" in path or "}" in path:
             path = path.format(epoch=epoch, **logs)
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)  # as Keras does
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Parameter callbacks=", category=UserWarning)
             estimator.save(path)

@@ -7,7 +7,7 @@ imported when a function here is called, not when this module is imported, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,11 +85,16 @@ def plot_history(
 
     Raises
     ------
+    TypeError
+        If `estimator` is not a cymlp estimator (a pipeline, scikit-learn's own
+        MLP), `metrics` is not a string or a sequence of strings, or `ax` is not
+        a matplotlib Axes or a sequence of them.
     sklearn.exceptions.NotFittedError
         If the estimator has not been fitted.
     ValueError
         If it has no history (solver='lbfgs', or no epoch recorded), a metric is not
-        recorded, or `ax` does not hold one Axes per metric.
+        recorded, `ax` does not hold one Axes per metric, or `learning_rate` is not
+        True, False or 'auto'.
     ImportError
         If matplotlib is not installed.
 
@@ -107,6 +112,39 @@ def plot_history(
     >>> ax.figure.savefig("history.png")  # doctest: +SKIP
     """
     _matplotlib()
+    from matplotlib.axes import Axes
+
+    from ._base import BaseMLP
+
+    if not isinstance(estimator, BaseMLP):
+        kind = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+        hint = (
+            " For a pipeline, pass its fitted cymlp step, e.g. plot_history(pipeline[-1])."
+            if hasattr(estimator, "steps")
+            else ""
+        )
+        raise TypeError(
+            "plot_history draws the history_ of a fitted cymlp estimator "
+            f"(cymlp.MLPClassifier or cymlp.MLPRegressor), got a {kind}.{hint}"
+        )
+    single = isinstance(metrics, str)
+    if not single and not isinstance(metrics, Iterable):
+        raise TypeError(
+            "metrics must be a history_ key (str) or a sequence of them, got "
+            f"{metrics!r} of type {type(metrics).__name__}."
+        )
+    names: list[str] = [metrics] if isinstance(metrics, str) else list(metrics)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"metrics must hold history_ keys (str), got {name!r} of type "
+                f"{type(name).__name__}."
+            )
+    if not (
+        (isinstance(learning_rate, str) and learning_rate == "auto")
+        or isinstance(learning_rate, (bool, np.bool_))
+    ):
+        raise ValueError(f"learning_rate must be True, False or 'auto', got {learning_rate!r}.")
     check_is_fitted(estimator)
     history = getattr(estimator, "history_", None)
     if not history or not history.get("loss"):
@@ -120,8 +158,6 @@ def plot_history(
             f"Cannot plot the history of this {type(estimator).__name__}: {why}. "
             "Train it with a stochastic solver ('sgd', 'adam', 'adamw', 'rmsprop')."
         )
-    single = isinstance(metrics, str)
-    names = [metrics] if isinstance(metrics, str) else list(metrics)
     if not names:
         raise ValueError("metrics is empty: name at least one history_ key.")
     for name in names:
@@ -141,6 +177,12 @@ def plot_history(
     else:
         given = [ax] if single or not isinstance(ax, (Sequence, np.ndarray)) else ax
         axes = list(np.ravel(np.asarray(given, dtype=object)))
+        for axis in axes:
+            if not isinstance(axis, Axes):
+                raise TypeError(
+                    "ax must be a matplotlib Axes or a sequence of Axes (one per metric), "
+                    f"got {axis!r} of type {type(axis).__name__}."
+                )
         if len(axes) != len(names):
             raise ValueError(f"ax holds {len(axes)} Axes for {len(names)} metrics.")
 
@@ -166,10 +208,8 @@ def plot_history(
     if learning_rate == "auto":
         changed = lr.size > 0 and np.nanmax(lr) != np.nanmin(lr)
         draw_lr = changed and "learning_rate" not in names
-    elif isinstance(learning_rate, (bool, np.bool_)):
-        draw_lr = bool(learning_rate) and lr.size > 0
     else:
-        raise ValueError(f"learning_rate must be True, False or 'auto', got {learning_rate!r}.")
+        draw_lr = bool(learning_rate) and lr.size > 0
     first = axes[0]
     if draw_lr:
         twin = first.twinx()
