@@ -127,16 +127,27 @@ def test_callbacks_list_is_left_alone_and_clones_reset():
 
 def test_grid_search_over_callbacks():
     X, y = iris()
-    search = GridSearchCV(
-        _clf(),
-        {"callbacks": [None, [EarlyStopping(monitor="loss", patience=0, min_delta=10.0)]]},
-        cv=2,
-    )
+    stopper = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    search = GridSearchCV(_clf(learning_rate_init=0.05), {"callbacks": [None, [stopper]]}, cv=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search.fit(X, y)
-    assert search.best_estimator_.n_iter_ in (2, 8)
-    assert search.param_grid["callbacks"][1][0].stopped_epoch is None
+    # the stopper (min_delta=10: no epoch improves enough) ends each fit after 2 epochs, which
+    # at this rate score far below the 8 epochs of max_iter: the search picks no callbacks
+    # and refits for all 8
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] > scores[1] + 0.2, scores
+    assert search.best_params_["callbacks"] is None
+    assert search.best_estimator_.n_iter_ == 8
+    # with the stopper as the only candidate, the refit estimator stops too: on a clone,
+    # leaving the grid's callback object untouched
+    search = GridSearchCV(_clf(learning_rate_init=0.05), {"callbacks": [[stopper]]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X, y)
+    assert search.best_estimator_.n_iter_ == 2
+    assert search.best_estimator_.callbacks[0].stopped_epoch == 1
+    assert stopper.stopped_epoch is None
 
 
 def test_callbacks_must_be_callback_objects():

@@ -205,11 +205,14 @@ def test_bad_metrics_and_ax_types(clf_val):
 
 def test_import_without_matplotlib(monkeypatch):
     """`import cymlp.plot` works without matplotlib; calling it says what to install."""
-    monkeypatch.setattr(cymlp, "plot", cymlp.plot)  # restored afterwards
+    loaded = sys.modules["cymlp.plot"]
+    monkeypatch.setattr(cymlp, "plot", loaded)  # restored afterwards
     monkeypatch.delitem(sys.modules, "cymlp.plot")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
     fresh = importlib.import_module("cymlp.plot")
-    assert fresh is not cymlp.plot or fresh.plot_history is not plot_history
+    # the module ran anew, with matplotlib unimportable (not the one loaded above)
+    assert fresh is not loaded and fresh.plot_history is not plot_history
+    assert sys.modules["cymlp.plot"] is fresh and sys.modules["matplotlib"] is None
     with pytest.raises(ImportError, match=r'pip install "cymlp\[plot\]"'):
         fresh.plot_history(MLPClassifier())
 
