@@ -29,6 +29,8 @@ for solver in ("adam", "sgd", "lbfgs"):
 MLPClassifier((200,), activation="tanh", max_iter=2, batch_size=256, early_stopping=True,
               random_state=0).fit(X.astype(np.float32), y).predict(X.astype(np.float32))
 MLPClassifier((), activation="logistic", max_iter=2, random_state=0).fit(X, y > 0)
+MLPClassifier((6,), activation="identity", max_iter=2, random_state=0).fit(
+    X[:100], X[:100, :3] > 0).predict_proba(X[:100])  # multilabel
 MLPRegressor(hidden_layer_sizes=(9,), max_iter=2, random_state=0).fit(
     sp.csr_matrix(X), X[:, :3]).predict(sp.csr_matrix(X))
 MLPRegressor(hidden_layer_sizes=(9,), loss="poisson", max_iter=2, random_state=0).fit(
