@@ -86,6 +86,8 @@ def test_dropout_per_layer_and_validation():
     assert clf._network.dropout == [0.2, 0.0]
     with pytest.raises(ValueError, match="one per hidden layer"):
         cymlp.MLPClassifier((16, 8), dropout=[0.1, 0.2, 0.3]).fit(X, y)
+    with pytest.raises(ValueError, match="needs hidden layers"):
+        cymlp.MLPClassifier((), dropout=0.5).fit(X, y)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         cymlp.MLPClassifier((16, 8), dropout=[0.1, 1.0]).fit(X, y)
 

@@ -392,14 +392,20 @@ class BaseMLP(BaseEstimator, ABC):
     def _dropout_rates(self, n_hidden):
         """The `dropout` parameter as one rate per hidden layer."""
         rates = np.atleast_1d(np.asarray(self.dropout, dtype=np.float64))
-        if rates.ndim != 1 or (rates.size != 1 and rates.size != n_hidden):
+        if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
+            raise ValueError(f"dropout rates must lie in [0, 1), got {self.dropout!r}")
+        if n_hidden == 0:
+            if np.any(rates > 0):
+                raise ValueError(
+                    f"dropout={self.dropout!r} needs hidden layers; hidden_layer_sizes is empty."
+                )
+            return []
+        if rates.size != 1 and rates.size != n_hidden:
             raise ValueError(
                 f"dropout must be one rate or one per hidden layer ({n_hidden}), got "
                 f"{self.dropout!r}"
             )
-        if not np.all((rates >= 0) & (rates < 1)):
-            raise ValueError(f"dropout rates must lie in [0, 1), got {self.dropout!r}")
-        return [float(r) for r in np.broadcast_to(rates, (n_hidden,))] if n_hidden else []
+        return [float(r) for r in np.broadcast_to(rates, (n_hidden,))]
 
     def _validate_input(self, X, y, incremental, reset):
         """X and y checked, y 1-D where it has one column (the classifier goes on to

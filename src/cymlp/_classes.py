@@ -12,7 +12,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -316,9 +315,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         index = y[:, 0].astype(np.intp) if y.shape[1] == 1 else np.argmax(y, axis=1)
         classes = self.classes_
         if isinstance(self.class_weight, str):
-            weights = compute_class_weight(
-                "balanced", classes=classes, y=classes[index], sample_weight=sample_weight
-            )
+            # scikit-learn's 'balanced' rule, n / (n_classes * count), with the counts
+            # weighted by sample_weight (compute_class_weight takes sample_weight only
+            # in recent scikit-learn releases)
+            row_weight = np.ones(len(index)) if sample_weight is None else sample_weight
+            counts = np.bincount(index, weights=row_weight, minlength=len(classes))
+            # (a class whose rows all weigh zero keeps weight 1: its rows stay at zero)
+            present = counts > 0
+            weights = np.ones(len(classes))
+            weights[present] = row_weight.sum() / (len(classes) * counts[present])
         else:
             known = set(classes.tolist())
             unknown = [k for k in self.class_weight if k not in known]
