@@ -20,7 +20,7 @@ import threading
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import cymlp
 from cymlp import _engine
@@ -124,16 +124,6 @@ def test_omp_num_threads_is_honoured(omp_num_threads):
 
 def _blas_threads():
     return {d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
-
-
-@pytest.fixture
-def restore_blas_threads():
-    controller = ThreadpoolController()
-    before = {lib.filepath: lib.num_threads for lib in controller.lib_controllers}
-    yield
-    for lib in controller.lib_controllers:
-        if lib.filepath in before and lib.num_threads != before[lib.filepath]:
-            lib.set_num_threads(before[lib.filepath])
 
 
 def _engine_calls():

@@ -35,20 +35,6 @@ def _blas_threads():
     )
 
 
-@pytest.fixture
-def restore_blas_threads():
-    """Put the BLAS thread counts back whatever a test did to them (so one failing test
-    does not slow down or change the rest of the session)."""
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-    before = {lib.filepath: lib.num_threads for lib in controller.lib_controllers}
-    yield
-    for lib in controller.lib_controllers:
-        if lib.filepath in before and lib.num_threads != before[lib.filepath]:
-            lib.set_num_threads(before[lib.filepath])
-
-
 # --------------------------------------------------------------------------------------
 # concurrent prediction
 # --------------------------------------------------------------------------------------

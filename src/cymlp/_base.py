@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, validate_data
 
 from . import _convert, _init, _persistence, _summary, _training
-from ._engine import Network
+from ._engine import Network, _rebuild_network
 from ._typing import fit_context
 
 if TYPE_CHECKING:
@@ -309,10 +309,7 @@ class BaseMLP(BaseEstimator, ABC):
                     "estimator for partial_fit) to start afresh."
                 )
         if wanted != have:
-            new = Network(**wanted)
-            new.params[:] = net.params
-            new.running[:] = net.running
-            self._network = new
+            self._network = _rebuild_network(wanted, net.params, net.running)
             self._bind_views()
 
     def _fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):

@@ -18,6 +18,9 @@ def _tuning(
     split_min_flops: float | None = None,
     gather_split_min: int | None = None,
 ) -> dict[str, float]: ...
+def _rebuild_network(
+    config: dict[str, Any], params: NDArray[Any], running: NDArray[Any]
+) -> Network: ...
 
 class Network:
     @property
