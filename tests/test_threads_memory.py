@@ -163,6 +163,37 @@ def test_overlapping_predicts_restore_blas_threads(monkeypatch, restore_blas_thr
     assert _blas_threads() == before
 
 
+def test_engine_limits_blas_from_a_worker_thread(restore_blas_threads):
+    """Inside an engine call made from a thread other than the main one, every BLAS runs
+    one thread, and gets its count back afterwards. (Regression test: threadpoolctl 3.8
+    lets only the first thread that set a limit change OpenBLAS's process-wide pool, and
+    silently ignores the others, so a predict from a worker thread once ran its GEMMs
+    multi-threaded inside the OpenMP threads and gave different bits.)"""
+    from threadpoolctl import ThreadpoolController
+
+    from cymlp._threads import blas_single_threaded
+
+    if all(n == 1 for _, n in _blas_threads()):
+        pytest.skip("BLAS runs one thread anyway: nothing to limit")
+    # a limit set from the main thread (as a user's or an earlier engine call's): under
+    # threadpoolctl 3.8 the main thread becomes the only one that may change OpenBLAS
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        lib.set_num_threads(lib.num_threads)
+    before = _blas_threads()
+    seen = {}
+
+    def worker():
+        with blas_single_threaded():
+            seen["inside"] = _blas_threads()
+        seen["after"] = _blas_threads()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert all(n == 1 for _, n in seen["inside"]), seen["inside"]
+    assert seen["after"] == before
+
+
 def test_concurrent_predict_stress(fitted_models, restore_blas_threads):
     """Free-running version of the test above: many overlapping calls on the wide
     network; the results are right and BLAS gets its thread count back."""

@@ -2,20 +2,55 @@
 
 The engine threads its work with OpenMP and calls BLAS from inside those threads, so
 BLAS's own pool must stay at one thread meanwhile (two pools that spin starve each other
-on few cores). Engine calls may overlap (predict from several Python threads), so the
-limit is reference-counted: the first call in saves the thread counts and sets them to
-one, the last call out restores what the first one saved.
+on few cores, and OpenBLAS gives different bits at different thread counts). Engine calls
+may overlap (predict from several Python threads), so the limit is reference-counted: the
+first call in saves the thread counts and sets them to one, the last call out restores
+what the first one saved.
+
+OpenBLAS's pthreads pool is process-wide, and threadpoolctl (3.8 and later) lets only
+one Python thread change it: calls from any other thread are silently ignored. An engine
+call from a worker thread must still get its limit, so OpenBLAS's own setter is called
+directly; other libraries go through threadpoolctl.
 """
 
+import ctypes
+import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
 _lock = threading.Lock()
 _depth = 0
-_saved: list[tuple[Any, int]] = []
-_libraries: list[Any] | None = None
+_saved: list[tuple[Callable[[int], Any], int]] = []
+_libraries: list[tuple[Any, Callable[[int], Any]]] | None = None
+
+
+def _openblas_setter(lib: Any) -> Callable[[int], Any] | None:
+    """OpenBLAS's process-wide openblas_set_num_threads (under any of the prefixes and
+    suffixes the wheels use), or None where OpenBLAS threads with OpenMP (its limit is
+    then per calling thread, and threadpoolctl sets it from any thread)."""
+    if getattr(lib, "internal_api", None) != "openblas":
+        return None
+    if getattr(lib, "threading_layer", None) == "openmp":
+        return None
+    dynlib = ctypes.CDLL(lib.filepath)  # already loaded: the same handle
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        setter = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if setter is not None:
+            setter.argtypes = [ctypes.c_int]
+            setter.restype = None
+            return setter
+    return None
+
+
+def _blas_libraries() -> list[tuple[Any, Callable[[int], Any]]]:
+    """Each loaded BLAS with the function that sets its thread count."""
+    found = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        found.append((lib, _openblas_setter(lib) or lib.set_num_threads))
+    return found
 
 
 class _SingleThreadedBLAS:
@@ -24,11 +59,11 @@ class _SingleThreadedBLAS:
         with _lock:
             if _depth == 0:
                 if _libraries is None:
-                    _libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-                _saved = [(lib, lib.num_threads) for lib in _libraries]
-                for lib, threads in _saved:
+                    _libraries = _blas_libraries()
+                _saved = [(setter, lib.num_threads) for lib, setter in _libraries]
+                for setter, threads in _saved:
                     if threads != 1:
-                        lib.set_num_threads(1)
+                        setter(1)
             _depth += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -36,11 +71,12 @@ class _SingleThreadedBLAS:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for lib, threads in _saved:
+                for setter, threads in _saved:
                     if threads != 1:
-                        lib.set_num_threads(threads)
+                        setter(threads)
 
 
 def blas_single_threaded() -> _SingleThreadedBLAS:
-    """Context manager: BLAS at one thread inside (safe to nest and to overlap)."""
+    """Context manager: BLAS at one thread inside (safe to nest and to overlap, and from
+    any thread)."""
     return _SingleThreadedBLAS()
