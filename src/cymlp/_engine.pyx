@@ -18,9 +18,10 @@ from cython cimport floating
 from libc.math cimport sqrt, pow
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 
-from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads
+from ._fpenv cimport current_fp, flush_subnormals, restore_fp
+from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads, omp_get_thread_num
 
 from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
@@ -408,6 +409,33 @@ cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_
             csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices,
                             X.csr.indptr, X.idx, X.start, nb, n_in, n_out, scale, beta != 0,
                             blk * BLOCK, min(n_out, (blk + 1) * BLOCK))
+
+
+cdef void team_flush_subnormals(unsigned long long* saved, int n_threads) noexcept nogil:
+    """Subnormals flushed to zero in every thread of the engine's OpenMP team (the calling
+    thread is its thread 0): saved[t] keeps thread t's setting for team_restore_fp. Every
+    parallel region of one engine call asks for the same n_threads, and the OpenMP runtime
+    gives such regions the same threads, so all the call's arithmetic runs in one mode
+    (results stay independent of the thread count). saved starts as the calling thread's
+    setting everywhere, so that a thread left out would get back a valid one."""
+    cdef int t
+    cdef unsigned long long now = current_fp()
+    for t in range(n_threads):
+        saved[t] = now
+    if n_threads == 1:
+        saved[0] = flush_subnormals()
+        return
+    with parallel(num_threads=n_threads):
+        saved[omp_get_thread_num()] = flush_subnormals()
+
+
+cdef void team_restore_fp(const unsigned long long* saved, int n_threads) noexcept nogil:
+    """Undo team_flush_subnormals."""
+    if n_threads == 1:
+        restore_fp(saved[0])
+        return
+    with parallel(num_threads=n_threads):
+        restore_fp(saved[omp_get_thread_num()])
 
 
 cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
@@ -991,7 +1019,10 @@ cdef class Network:
         cdef bint single = self.dtype == np.float32
         cdef Py_ssize_t steps = 0
         cdef int stopped = 0
+        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
+        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
+            team_flush_subnormals(fp_saved, net.n_threads)
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
                                          n_params, n_weights, &cfg, adam_t, alpha, &sq,
@@ -1000,6 +1031,7 @@ cdef class Network:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
                                          n_params, n_weights, &cfg, adam_t, alpha, &sq,
                                          partial, stats_p, &steps, &stopped, <double> 0)
+            team_restore_fp(fp_saved, net.n_threads)
         optimizer.after_steps(steps)
         self._carry_sq = sq if alpha > 0 and k1 < n_batches and not stopped else None
         if stopped == STOP_ZERO_WEIGHT:
@@ -1047,7 +1079,10 @@ cdef class Network:
         cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
         cdef double total = 0
         cdef bint single = self.dtype == np.float32
+        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
+        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
+            team_flush_subnormals(fp_saved, net.n_threads)
             for k in range((n + chunk - 1) // chunk):
                 start = k * chunk
                 nb = min(chunk, n - start)
@@ -1065,6 +1100,7 @@ cdef class Network:
                         <double*> (Yp + start * n_out * isz),
                         <double*> (swp + start * isz) if swp != NULL else NULL,
                         nb, 1 / sw_sum, start > 0)
+            team_restore_fp(fp_saved, net.n_threads)
         loss = total / sw_sum
         if self._out_act == IDENTITY:
             loss /= n_out
@@ -1109,13 +1145,17 @@ cdef class Network:
         cdef void* p1 = _ptr(h1)
         cdef void* p2 = _ptr(h2)
         cdef bint single = self.dtype == np.float32
+        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
+        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
+            team_flush_subnormals(fp_saved, net.n_threads)
             if single:
                 predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> xb,
                              <float*> p1, <float*> p2, chunk)
             else:
                 predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> xb,
                              <double*> p1, <double*> p2, chunk)
+            team_restore_fp(fp_saved, net.n_threads)
         return out
 
 
