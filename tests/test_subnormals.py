@@ -51,6 +51,29 @@ def test_engine_flushes_subnormals_to_zero(dtype):
     assert_array_equal(est.predict(X), 0)
 
 
+@pytest.mark.skipif(not FLUSHING_CPU, reason="flush-to-zero is set on x86-64 and arm64 only")
+def test_engine_flushes_subnormals_in_every_thread():
+    """A product large enough to be cut into blocks shared among the OpenMP threads: the
+    hidden layer's values are subnormal (so flushed to zero) for every row, and only
+    a flushed hidden layer gives a zero output (300 unflushed values would add up to a
+    normal number)."""
+    from threadpoolctl import threadpool_limits
+
+    X = np.full((6000, 1), 0.25, dtype=np.float32)
+    est = quiet_fit(
+        cymlp.MLPRegressor(hidden_layer_sizes=(300,), activation="identity", max_iter=1),
+        X[:10],
+        np.ones(10),
+    )
+    est.coefs_[0][...] = np.finfo(np.float32).tiny
+    est.coefs_[1][...] = 1
+    est.intercepts_[0][...] = 0
+    est.intercepts_[1][...] = 0
+    assert np.all((X[:3] @ est.coefs_[0]) @ est.coefs_[1] != 0)  # IEEE arithmetic
+    with threadpool_limits(2, user_api="openmp"):
+        assert_array_equal(est.predict(X), 0)
+
+
 @pytest.mark.parametrize("work", ["fit", "predict", "lbfgs", "thread"])
 def test_callers_floating_point_mode_is_restored(work):
     assert _numpy_keeps_subnormals()

@@ -20,8 +20,8 @@ from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 
 from cython.parallel cimport parallel, prange
 
-from ._fpenv cimport current_fp, flush_subnormals, restore_fp
-from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads, omp_get_thread_num
+from ._fpenv cimport fp_enter, fp_leave
+from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads
 
 from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
@@ -120,9 +120,12 @@ cdef const floating* load_rows(const Rows* src, const Py_ssize_t* order, Py_ssiz
         _gather(src, idx, nb, buf)
         return buf
     n_blocks = (nb + 63) // 64
-    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-        lo = blk * nb // n_blocks
-        _gather(src, idx + lo, (blk + 1) * nb // n_blocks - lo, buf + lo * m)
+    with parallel(num_threads=n_threads):
+        fp_enter()
+        for blk in prange(n_blocks, schedule="static"):
+            lo = blk * nb // n_blocks
+            _gather(src, idx + lo, (blk + 1) * nb // n_blocks - lo, buf + lo * m)
+        fp_leave()
     return buf
 
 
@@ -245,19 +248,25 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
              A, n_out)
         forward_epilogue(A, pre, b, n_out, 0, nb, 0, n_out, act, net, l, rows)
     elif by_rows:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            lo = _lo(blk, n_blocks, nb)
-            width = _lo(blk + 1, n_blocks, nb) - lo
-            gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
-                 n_out, <floating> 0, A + lo * n_out, n_out)
-            forward_epilogue(A, pre, b, n_out, lo, width, 0, n_out, act, net, l, rows)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, nb)
+                width = _lo(blk + 1, n_blocks, nb) - lo
+                gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
+                     n_out, <floating> 0, A + lo * n_out, n_out)
+                forward_epilogue(A, pre, b, n_out, lo, width, 0, n_out, act, net, l, rows)
+            fp_leave()
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            lo = _lo(blk, n_blocks, n_out)
-            width = _lo(blk + 1, n_blocks, n_out) - lo
-            gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
-                 <floating> 0, A + lo, n_out)
-            forward_epilogue(A, pre, b, n_out, 0, nb, lo, width, act, net, l, rows)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, n_out)
+                width = _lo(blk + 1, n_blocks, n_out) - lo
+                gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
+                     <floating> 0, A + lo, n_out)
+                forward_epilogue(A, pre, b, n_out, 0, nb, lo, width, act, net, l, rows)
+            fp_leave()
 
 
 cdef void dense_backward_input(floating* Dp, const floating* D, const floating* W,
@@ -273,19 +282,25 @@ cdef void dense_backward_input(floating* Dp, const floating* D, const floating* 
              Dp, n_in)
         backward_epilogue(Dp, S, n_in, 0, nb, 0, n_in, net, l, rows)
     elif by_rows:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            lo = _lo(blk, n_blocks, nb)
-            width = _lo(blk + 1, n_blocks, nb) - lo
-            gemm(False, True, width, n_in, n_out, <floating> 1, D + lo * n_out, n_out, W,
-                 n_out, <floating> 0, Dp + lo * n_in, n_in)
-            backward_epilogue(Dp, S, n_in, lo, width, 0, n_in, net, l, rows)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, nb)
+                width = _lo(blk + 1, n_blocks, nb) - lo
+                gemm(False, True, width, n_in, n_out, <floating> 1, D + lo * n_out, n_out, W,
+                     n_out, <floating> 0, Dp + lo * n_in, n_in)
+                backward_epilogue(Dp, S, n_in, lo, width, 0, n_in, net, l, rows)
+            fp_leave()
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            lo = _lo(blk, n_blocks, n_in)
-            width = _lo(blk + 1, n_blocks, n_in) - lo
-            gemm(False, True, nb, width, n_out, <floating> 1, D, n_out, W + lo * n_out,
-                 n_out, <floating> 0, Dp + lo, n_in)
-            backward_epilogue(Dp, S, n_in, 0, nb, lo, width, net, l, rows)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, n_in)
+                width = _lo(blk + 1, n_blocks, n_in) - lo
+                gemm(False, True, nb, width, n_out, <floating> 1, D, n_out, W + lo * n_out,
+                     n_out, <floating> 0, Dp + lo, n_in)
+                backward_epilogue(Dp, S, n_in, 0, nb, lo, width, net, l, rows)
+            fp_leave()
 
 
 cdef inline Py_ssize_t _column_blocks(Py_ssize_t nb, Py_ssize_t m) noexcept nogil:
@@ -317,10 +332,13 @@ cdef void bn_forward(const Net* net, const floating* P, floating* ws, int l, Py_
     if n_blocks == 1:
         _bn_forward_block(net, P, ws, l, nb, X, A, mean, pre, 0, m)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            c0 = _lo(blk, n_blocks, m)
-            c1 = _lo(blk + 1, n_blocks, m)
-            _bn_forward_block(net, P, ws, l, nb, X, A, mean, pre, c0, c1)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                c0 = _lo(blk, n_blocks, m)
+                c1 = _lo(blk + 1, n_blocks, m)
+                _bn_forward_block(net, P, ws, l, nb, X, A, mean, pre, c0, c1)
+            fp_leave()
     if net.update_running:
         for j in range(2 * m):
             running[j] = <floating> (BN_MOMENTUM * running[j] + (1 - BN_MOMENTUM) * mean[j])
@@ -337,12 +355,15 @@ cdef void bn_backward(const Net* net, const floating* P, floating* G, floating* 
                            G + net.g_off[l], G + net.g_off[l] + m, net.acc, nb, m, 0, m,
                            BN_EPSILON, scale)
         return
-    for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-        c0 = _lo(blk, n_blocks, m)
-        c1 = _lo(blk + 1, n_blocks, m)
-        batchnorm_backward(ws + net.d_off[l], ws + net.xh_off[l], var, P + net.g_off[l],
-                           G + net.g_off[l], G + net.g_off[l] + m, net.acc, nb, m, c0, c1,
-                           BN_EPSILON, scale)
+    with parallel(num_threads=net.n_threads):
+        fp_enter()
+        for blk in prange(n_blocks, schedule="static"):
+            c0 = _lo(blk, n_blocks, m)
+            c1 = _lo(blk + 1, n_blocks, m)
+            batchnorm_backward(ws + net.d_off[l], ws + net.xh_off[l], var, P + net.g_off[l],
+                               G + net.g_off[l], G + net.g_off[l] + m, net.acc, nb, m, c0, c1,
+                               BN_EPSILON, scale)
+        fp_leave()
 
 
 cdef void dense_backward_weights(floating* GW, const floating* A_prev, const floating* D,
@@ -354,17 +375,23 @@ cdef void dense_backward_weights(floating* GW, const floating* A_prev, const flo
     if n_blocks == 1:
         gemm(True, False, n_in, n_out, nb, scale, A_prev, n_in, D, n_out, beta, GW, n_out)
     elif by_rows:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = _lo(blk, n_blocks, n_in)
-            width = _lo(blk + 1, n_blocks, n_in) - lo
-            gemm(True, False, width, n_out, nb, scale, A_prev + lo, n_in, D, n_out, beta,
-                 GW + lo * n_out, n_out)
+        with parallel(num_threads=n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, n_in)
+                width = _lo(blk + 1, n_blocks, n_in) - lo
+                gemm(True, False, width, n_out, nb, scale, A_prev + lo, n_in, D, n_out, beta,
+                     GW + lo * n_out, n_out)
+            fp_leave()
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            lo = _lo(blk, n_blocks, n_out)
-            width = _lo(blk + 1, n_blocks, n_out) - lo
-            gemm(True, False, n_in, width, nb, scale, A_prev, n_in, D + lo, n_out, beta,
-                 GW + lo, n_out)
+        with parallel(num_threads=n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                lo = _lo(blk, n_blocks, n_out)
+                width = _lo(blk + 1, n_blocks, n_out) - lo
+                gemm(True, False, n_in, width, nb, scale, A_prev, n_in, D + lo, n_out, beta,
+                     GW + lo, n_out)
+            fp_leave()
 
 
 cdef inline void _csr_forward_block(floating* A, const Batch* X, const floating* W,
@@ -387,9 +414,12 @@ cdef void input_forward(floating* A, const Batch* X, const floating* W, const fl
     elif n_blocks == 1:
         _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act, pre, net)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=net.n_threads):
-            _csr_forward_block(A, X, W, b, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in,
-                               n_out, act, pre, net)
+        with parallel(num_threads=net.n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                _csr_forward_block(A, X, W, b, blk * BLOCK, min(nb, (blk + 1) * BLOCK), n_in,
+                                   n_out, act, pre, net)
+            fp_leave()
 
 
 cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_ssize_t nb,
@@ -405,37 +435,13 @@ cdef void input_weight_grad(floating* GW, const Batch* X, const floating* D, Py_
         csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices, X.csr.indptr,
                         X.idx, X.start, nb, n_in, n_out, scale, beta != 0, 0, n_out)
     else:
-        for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-            csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices,
-                            X.csr.indptr, X.idx, X.start, nb, n_in, n_out, scale, beta != 0,
-                            blk * BLOCK, min(n_out, (blk + 1) * BLOCK))
-
-
-cdef void team_flush_subnormals(unsigned long long* saved, int n_threads) noexcept nogil:
-    """Subnormals flushed to zero in every thread of the engine's OpenMP team (the calling
-    thread is its thread 0): saved[t] keeps thread t's setting for team_restore_fp. Every
-    parallel region of one engine call asks for the same n_threads, and the OpenMP runtime
-    gives such regions the same threads, so all the call's arithmetic runs in one mode
-    (results stay independent of the thread count). saved starts as the calling thread's
-    setting everywhere, so that a thread left out would get back a valid one."""
-    cdef int t
-    cdef unsigned long long now = current_fp()
-    for t in range(n_threads):
-        saved[t] = now
-    if n_threads == 1:
-        saved[0] = flush_subnormals()
-        return
-    with parallel(num_threads=n_threads):
-        saved[omp_get_thread_num()] = flush_subnormals()
-
-
-cdef void team_restore_fp(const unsigned long long* saved, int n_threads) noexcept nogil:
-    """Undo team_flush_subnormals."""
-    if n_threads == 1:
-        restore_fp(saved[0])
-        return
-    with parallel(num_threads=n_threads):
-        restore_fp(saved[omp_get_thread_num()])
+        with parallel(num_threads=n_threads):
+            fp_enter()
+            for blk in prange(n_blocks, schedule="static"):
+                csr_weight_grad(GW, D, <const floating*> X.csr.data, X.csr.indices,
+                                X.csr.indptr, X.idx, X.start, nb, n_in, n_out, scale, beta != 0,
+                                blk * BLOCK, min(n_out, (blk + 1) * BLOCK))
+            fp_leave()
 
 
 cdef double forward_backward(const Net* net, const floating* P, floating* G, floating* ws,
@@ -1019,10 +1025,8 @@ cdef class Network:
         cdef bint single = self.dtype == np.float32
         cdef Py_ssize_t steps = 0
         cdef int stopped = 0
-        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
-        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
-            team_flush_subnormals(fp_saved, net.n_threads)
+            fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             if single:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
                                          n_params, n_weights, &cfg, adam_t, alpha, &sq,
@@ -1031,7 +1035,7 @@ cdef class Network:
                 total = train_epoch_core(&net, &buf, &rows, order_p, n, batch, k0, k1,
                                          n_params, n_weights, &cfg, adam_t, alpha, &sq,
                                          partial, stats_p, &steps, &stopped, <double> 0)
-            team_restore_fp(fp_saved, net.n_threads)
+            fp_leave()
         optimizer.after_steps(steps)
         self._carry_sq = sq if alpha > 0 and k1 < n_batches and not stopped else None
         if stopped == STOP_ZERO_WEIGHT:
@@ -1079,10 +1083,8 @@ cdef class Network:
         cdef Py_ssize_t k, start, nb, isz = self.dtype.itemsize, n_out = self.n_outputs
         cdef double total = 0
         cdef bint single = self.dtype == np.float32
-        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
-        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
-            team_flush_subnormals(fp_saved, net.n_threads)
+            fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             for k in range((n + chunk - 1) // chunk):
                 start = k * chunk
                 nb = min(chunk, n - start)
@@ -1100,7 +1102,7 @@ cdef class Network:
                         <double*> (Yp + start * n_out * isz),
                         <double*> (swp + start * isz) if swp != NULL else NULL,
                         nb, 1 / sw_sum, start > 0)
-            team_restore_fp(fp_saved, net.n_threads)
+            fp_leave()
         loss = total / sw_sum
         if self._out_act == IDENTITY:
             loss /= n_out
@@ -1145,17 +1147,15 @@ cdef class Network:
         cdef void* p1 = _ptr(h1)
         cdef void* p2 = _ptr(h2)
         cdef bint single = self.dtype == np.float32
-        fp_saved_arr = np.empty(net.n_threads, dtype=np.uint64)  # one per OpenMP thread
-        cdef unsigned long long* fp_saved = <unsigned long long*> _ptr(fp_saved_arr)
         with blas_single_threaded(), nogil:
-            team_flush_subnormals(fp_saved, net.n_threads)
+            fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             if single:
                 predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> xb,
                              <float*> p1, <float*> p2, chunk)
             else:
                 predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> xb,
                              <double*> p1, <double*> p2, chunk)
-            team_restore_fp(fp_saved, net.n_threads)
+            fp_leave()
         return out
 
 

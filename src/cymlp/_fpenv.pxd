@@ -3,48 +3,64 @@
 # assist of about a hundred cycles on x86 cores; Adam's moment estimates of parameters
 # whose gradient stays near zero (the weights of always-blank pixels, of dead units)
 # decay into that range, and the assists then took half of a small network's training
-# time. Flush-to-zero and denormals-are-zero are set in the floating-point control
-# register of each thread the engine runs on, and the old setting is put back when the
-# call ends. Where the platform has no such control, these are no-ops.
+# time.
+#
+# fp_enter() sets flush-to-zero (and denormals-are-zero) in the calling thread's
+# floating-point control register; the matching fp_leave() puts back what was there.
+# They nest (a per-thread depth count: only the outermost pair changes anything), so an
+# engine call brackets its work with one pair and every parallel region brackets each
+# thread's share with another: all the call's arithmetic runs in one mode on every
+# thread, whatever the thread count, and no thread keeps the mode after the call.
+# (The helpers are static, so each module that cimports this file has its own count.)
+# Where the platform has no such control they do nothing.
 
 cdef extern from *:
     """
+    #if defined(_MSC_VER)
+        #define CYMLP_THREAD_LOCAL __declspec(thread)
+    #else
+        #define CYMLP_THREAD_LOCAL __thread
+    #endif
     #if defined(__x86_64__) || defined(_M_X64) || (defined(__i386__) && defined(__SSE2__))
         #include <xmmintrin.h>
+        typedef unsigned int cymlp_fpmode;
+        static inline cymlp_fpmode cymlp_fp_get(void) { return _mm_getcsr(); }
+        static inline void cymlp_fp_set(cymlp_fpmode m) { _mm_setcsr(m); }
         /* MXCSR bits: flush-to-zero (15) and denormals-are-zero (6) */
-        static inline unsigned long long cymlp_flush_subnormals(void) {
-            unsigned int old = _mm_getcsr();
-            _mm_setcsr(old | 0x8040u);
-            return old;
-        }
-        static inline unsigned long long cymlp_current_fp(void) { return _mm_getcsr(); }
-        static inline void cymlp_restore_fp(unsigned long long old) {
-            _mm_setcsr((unsigned int) old);
-        }
+        #define CYMLP_FP_FLUSH 0x8040u
+        #define CYMLP_FP_CONTROL 1
     #elif defined(__aarch64__) && defined(__GNUC__)
+        typedef unsigned long long cymlp_fpmode;
+        static inline cymlp_fpmode cymlp_fp_get(void) {
+            cymlp_fpmode m;
+            __asm__ __volatile__("mrs %0, fpcr" : "=r"(m));
+            return m;
+        }
+        static inline void cymlp_fp_set(cymlp_fpmode m) {
+            __asm__ __volatile__("msr fpcr, %0" : : "r"(m));
+        }
         /* FPCR bit 24: flush-to-zero */
-        static inline unsigned long long cymlp_flush_subnormals(void) {
-            unsigned long long old;
-            __asm__ __volatile__("mrs %0, fpcr" : "=r"(old));
-            __asm__ __volatile__("msr fpcr, %0" : : "r"(old | (1ull << 24)));
-            return old;
+        #define CYMLP_FP_FLUSH (1ull << 24)
+        #define CYMLP_FP_CONTROL 1
+    #else
+        #define CYMLP_FP_CONTROL 0
+    #endif
+    #if CYMLP_FP_CONTROL
+        static CYMLP_THREAD_LOCAL int cymlp_fp_depth = 0;
+        static CYMLP_THREAD_LOCAL cymlp_fpmode cymlp_fp_saved;
+        static inline void cymlp_fp_enter(void) {
+            if (cymlp_fp_depth++ == 0) {
+                cymlp_fp_saved = cymlp_fp_get();
+                cymlp_fp_set(cymlp_fp_saved | CYMLP_FP_FLUSH);
+            }
         }
-        static inline unsigned long long cymlp_current_fp(void) {
-            unsigned long long now;
-            __asm__ __volatile__("mrs %0, fpcr" : "=r"(now));
-            return now;
-        }
-        static inline void cymlp_restore_fp(unsigned long long old) {
-            __asm__ __volatile__("msr fpcr, %0" : : "r"(old));
+        static inline void cymlp_fp_leave(void) {
+            if (--cymlp_fp_depth == 0) cymlp_fp_set(cymlp_fp_saved);
         }
     #else
-        static inline unsigned long long cymlp_flush_subnormals(void) { return 0; }
-        static inline unsigned long long cymlp_current_fp(void) { return 0; }
-        static inline void cymlp_restore_fp(unsigned long long old) { (void) old; }
+        static inline void cymlp_fp_enter(void) {}
+        static inline void cymlp_fp_leave(void) {}
     #endif
     """
-    # sets flush-to-zero in this thread; returns the setting to restore
-    unsigned long long flush_subnormals "cymlp_flush_subnormals" () noexcept nogil
-    # this thread's setting, unchanged
-    unsigned long long current_fp "cymlp_current_fp" () noexcept nogil
-    void restore_fp "cymlp_restore_fp" (unsigned long long old) noexcept nogil
+    void fp_enter "cymlp_fp_enter" () noexcept nogil
+    void fp_leave "cymlp_fp_leave" () noexcept nogil

@@ -10,8 +10,10 @@ partials are added in order, so the result does not depend on the thread count.
 """
 import numpy as np
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, sqrtf
+
+from ._fpenv cimport fp_enter, fp_leave
 
 cdef Py_ssize_t CHUNK = 4096
 # Below this many parameters one thread does the step: a fork/join costs microseconds.
@@ -120,9 +122,12 @@ cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating
             partial[c] = _chunk_step(cfg, w, g, s1, s2, c * CHUNK, min(n, (c + 1) * CHUNK),
                                      n_decay, want_sq)
     else:
-        for c in prange(n_chunks, schedule="static", num_threads=n_threads):
-            partial[c] = _chunk_step(cfg, w, g, s1, s2, c * CHUNK, min(n, (c + 1) * CHUNK),
-                                     n_decay, want_sq)
+        with parallel(num_threads=n_threads):
+            fp_enter()
+            for c in prange(n_chunks, schedule="static"):
+                partial[c] = _chunk_step(cfg, w, g, s1, s2, c * CHUNK, min(n, (c + 1) * CHUNK),
+                                         n_decay, want_sq)
+            fp_leave()
     for c in range(n_chunks):
         sq += partial[c]
     return sq
