@@ -187,9 +187,12 @@ cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
     the way that packs less; an even count keeps two threads evenly loaded."""
     cdef Py_ssize_t n_rows = (rows + BLOCK - 1) // BLOCK, n_cols = (cols + BLOCK - 1) // BLOCK
     cdef Py_ssize_t n
-    if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS or (n_rows == 1 and n_cols == 1):
+    if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS:
         by_rows[0] = rows >= cols
         return 1
+    if n_rows == 1 and n_cols == 1:  # under one BLOCK both ways: halves, if not too thin
+        by_rows[0] = rows >= cols
+        return 2 if max(rows, cols) >= 32 else 1
     by_rows[0] = n_rows * cols < n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
     n = n_rows if by_rows[0] else n_cols
     return n + (n % 2)
