@@ -164,12 +164,16 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t coun
 cdef Py_ssize_t BLOCK = 128
 cdef double SPLIT_MIN_FLOPS = 1e6     # smaller products run as one BLAS call, no fork/join
 cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
+cdef Py_ssize_t DEEP_ROW_BLOCK = 256  # _row_block
 
 
-def _tuning(block=None, split_min_flops=None, gather_split_min=None):
+def _tuning(block=None, split_min_flops=None, gather_split_min=None, deep_row_block=None):
     """Read (and, for measurements, set) the threading thresholds; returns the old ones."""
-    global BLOCK, SPLIT_MIN_FLOPS, GATHER_SPLIT_MIN
-    old = dict(block=BLOCK, split_min_flops=SPLIT_MIN_FLOPS, gather_split_min=GATHER_SPLIT_MIN)
+    global BLOCK, SPLIT_MIN_FLOPS, GATHER_SPLIT_MIN, DEEP_ROW_BLOCK
+    old = dict(block=BLOCK, split_min_flops=SPLIT_MIN_FLOPS, gather_split_min=GATHER_SPLIT_MIN,
+               deep_row_block=DEEP_ROW_BLOCK)
+    if deep_row_block is not None:
+        DEEP_ROW_BLOCK = deep_row_block
     if block is not None:
         BLOCK = block
     if split_min_flops is not None:
@@ -179,13 +183,23 @@ def _tuning(block=None, split_min_flops=None, gather_split_min=None):
     return old
 
 
+cdef inline Py_ssize_t _row_block(Py_ssize_t k) noexcept nogil:
+    """Rows per row block: DEEP_ROW_BLOCK for a deep product (k >= 2 BLOCK), whose blocks
+    are then fewer and larger (measured here: prediction's 4096-row chunks 4 % faster,
+    batch-256 training 2 %); BLOCK for a shallow one (the weight gradient at batch 32
+    was 8 % slower with the larger blocks)."""
+    return DEEP_ROW_BLOCK if k >= 2 * BLOCK else BLOCK
+
+
 cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
                              bint* by_rows) noexcept nogil:
     """How to cut a rows x cols GEMM output (inner size k): the number of blocks, and
     whether they are row blocks. Every block packs the operand it shares with the others
     again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks), so cut
     the way that packs less; an even count keeps two threads evenly loaded."""
-    cdef Py_ssize_t n_rows = (rows + BLOCK - 1) // BLOCK, n_cols = (cols + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t row_block = _row_block(k)
+    cdef Py_ssize_t n_rows = (rows + row_block - 1) // row_block
+    cdef Py_ssize_t n_cols = (cols + BLOCK - 1) // BLOCK
     cdef Py_ssize_t n
     if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS:
         by_rows[0] = rows >= cols
@@ -207,7 +221,7 @@ cdef inline Py_ssize_t _plan_weight_grad(Py_ssize_t n_in, Py_ssize_t n_out, Py_s
     threads on the two 128-column blocks of the 784 x 256 gradient at batch 32 were no
     faster than one thread on both; two row blocks ran twice as fast)."""
     cdef Py_ssize_t n = _plan(n_in, n_out, nb, by_rows)
-    cdef Py_ssize_t n_rows = (n_in + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t n_rows = (n_in + _row_block(nb) - 1) // _row_block(nb)
     if n > 1 and n_rows > 1:
         by_rows[0] = True
         return n_rows + (n_rows % 2)
