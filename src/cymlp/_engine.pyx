@@ -157,10 +157,12 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t coun
 
 
 # Threads. The engine runs one OpenMP pool and keeps BLAS at one thread (two pools that
-# spin starve each other on few cores). A large GEMM is cut into fixed BLOCK-wide blocks of
-# output rows or columns, one single-threaded BLAS call each, shared among the threads;
-# the elementwise work that follows a GEMM runs on each block while it is in cache. Block
-# sizes depend only on the shapes, so no result depends on the number of threads.
+# spin starve each other on few cores). A large GEMM is cut into fixed blocks of output
+# rows or columns (BLOCK or 2 BLOCK wide: _plan), one single-threaded BLAS call each,
+# shared among the threads; the elementwise work that follows a GEMM runs on each block
+# while it is in cache. Block sizes depend only on the shapes, so no result depends on
+# the number of threads. Each thread's share of a parallel region runs between
+# fp_enter / fp_leave (subnormals flushed to zero, _fpenv.pxd).
 cdef Py_ssize_t BLOCK = 128
 cdef double SPLIT_MIN_FLOPS = 1e6     # smaller products run as one BLAS call, no fork/join
 cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
@@ -192,7 +194,8 @@ cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
     """How to cut a rows x cols GEMM output (inner size k): the number of blocks, and
     whether they are row blocks. Every block packs the operand it shares with the others
     again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks), so cut
-    the way that packs less; an even count keeps two threads evenly loaded."""
+    the way that packs less; an even count keeps two threads evenly loaded. A product
+    worth splitting that fits in one block both ways is halved (two threads, not one)."""
     cdef Py_ssize_t row_block = _row_block(k)
     cdef Py_ssize_t n_rows = (rows + row_block - 1) // row_block
     cdef Py_ssize_t n_cols = (cols + BLOCK - 1) // BLOCK
