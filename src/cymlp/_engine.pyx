@@ -219,8 +219,8 @@ cdef inline Py_ssize_t _plan_weight_grad(Py_ssize_t n_in, Py_ssize_t n_out, Py_s
     hardware prefetchers then pull each other's lines back and forth (measured: two
     threads on the two 128-column blocks of the 784 x 256 gradient at batch 32 were no
     faster than one thread on both; two row blocks ran twice as fast)."""
-    cdef Py_ssize_t n = _plan(n_in, n_out, nb, by_rows)
-    cdef Py_ssize_t n_rows = (n_in + _row_block(nb) - 1) // _row_block(nb)
+    cdef Py_ssize_t n = _plan(n_in, n_out, nb, by_rows), row_block = _row_block(nb)
+    cdef Py_ssize_t n_rows = (n_in + row_block - 1) // row_block
     if n > 1 and n_rows > 1:
         by_rows[0] = True
         return n_rows + (n_rows % 2)
