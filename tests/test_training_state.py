@@ -130,3 +130,19 @@ def test_warm_start_and_partial_fit_take_new_dropout_and_loss():
     est.set_params(batch_normalization=False, loss="poisson")
     with pytest.raises(ValueError, match="output activation"):
         est.partial_fit(X, np.abs(y))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw", "rmsprop"])
+def test_optimizer_snapshot_owns_its_state(solver):
+    # the copy an epoch is undone to must not move with the live optimizer
+    X, y = _diabetes()
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, random_state=0)
+    est.partial_fit(X, y)
+    snap = est._optimizer.snapshot()
+    saved = [s.copy() for s in snap.state_arrays()]
+    assert type(snap) is type(est._optimizer)
+    est.partial_fit(X, y)
+    for live, kept, before in zip(est._optimizer.state_arrays(), snap.state_arrays(), saved):
+        assert not np.shares_memory(live, kept)
+        assert_array_equal(kept, before)
+        assert not np.array_equal(live, before)

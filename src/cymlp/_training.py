@@ -5,7 +5,6 @@ Python runs once per epoch; each epoch is one call into the compiled engine
 split, then one shuffle per epoch) is scikit-learn's, so a seed gives its results.
 """
 
-import copy
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -95,7 +94,7 @@ class _EpochStart:
     def save(self, est):
         np.copyto(self.params, est._network.params)
         np.copyto(self.running, est._network.running)
-        self.optimizer = copy.deepcopy(est._optimizer)
+        self.optimizer = est._optimizer.snapshot()
 
     def restore(self, est):
         _restore(est._network, self.params, self.running)
