@@ -42,14 +42,7 @@ directives = {
     "initializedcheck": DEBUG,
 }
 
-# The optimizer's sum of squares is a reduction: let GCC/Clang vectorize it. The order
-# of additions is then fixed by the compiled code, still independent of the thread count.
-fast_reductions = (
-    []
-    if sys.platform == "win32"
-    else ["-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
-)
-modules = {"_blas": [], "_kernels": [], "_optim": fast_reductions, "_engine": []}
+modules = ["_blas", "_kernels", "_optim", "_engine"]
 extensions = [
     Extension(
         f"cymlp.{name}",
@@ -59,10 +52,10 @@ extensions = [
             ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
             ("CYMLP_DEBUG", "1" if DEBUG else "0"),
         ],
-        extra_compile_args=compile_args + extra,
+        extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    for name, extra in modules.items()
+    for name in modules
 ]
 
 OPENMP_TEST = textwrap.dedent(

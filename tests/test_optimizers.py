@@ -280,3 +280,44 @@ def test_model_file_continues_training(solver, tmp_path):
         loaded.partial_fit(X, y)
     assert_array_equal(loaded._network.params, est._network.params)
     assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def _any_optimizer(solver, n_params, dtype):
+    if solver in SOLVERS:
+        return _optimizer(solver, n_params, dtype)
+    if solver == "adam":
+        return AdamOptimizer(n_params, dtype, 0.01, 0.8, 0.99, 1e-7)
+    return SGDOptimizer(n_params, dtype, 0.05, momentum=0.9, nesterov=solver == "nesterov")
+
+
+@pytest.fixture
+def avx2_loops():
+    """The AVX2 variant of the step's loops; skips where the CPU has none."""
+    if _optim._loops(True) != "avx2":
+        pytest.skip("no AVX2 loops on this machine")
+    yield
+    _optim._loops(True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["nesterov", "momentum", "adam", *SOLVERS])
+def test_simd_variant_does_not_change_steps(solver, dtype, avx2_loops, parallel_step):
+    # the baseline and the AVX2 loops must give the same bits: parameters, state, and
+    # the losses (their L2 term is the step's sum of squares, here over 9453 - 153
+    # weights, not a multiple of the 16 partial sums)
+    rng = np.random.RandomState(1)
+    X = rng.standard_normal((64, 60)).astype(dtype)
+    Y = rng.standard_normal((64, 3)).astype(dtype)
+    results = []
+    for allow_avx2 in (False, True):
+        assert _optim._loops(allow_avx2) == ("avx2" if allow_avx2 else "baseline")
+        net = _network(dtype, (60, 150, 3))
+        opt = _any_optimizer(solver, net.params.size, dtype)
+        losses = [net.train_epoch(X, Y, None, None, 16, 0.5, opt) for _ in range(3)]
+        results.append((net.params.copy(), losses, [s.copy() for s in opt.state_arrays()]))
+    (p1, l1, s1), (p2, l2, s2) = results
+    assert not np.array_equal(p1, _network(dtype, (60, 150, 3)).params)  # it trained
+    assert_array_equal(p1, p2)
+    assert_array_equal(l1, l2)
+    for a, b in zip(s1, s2):
+        assert_array_equal(a, b)

