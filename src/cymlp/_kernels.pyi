@@ -1,3 +1,7 @@
 # Type stub of the compiled module _kernels.pyx (the Python-visible part).
+import numpy as np
+from numpy.typing import NDArray
 
 DEBUG_BUILD: bool
+
+def _softmax_exp(x: NDArray[np.float32]) -> NDArray[np.float32]: ...
