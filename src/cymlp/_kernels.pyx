@@ -17,7 +17,6 @@ from libc.stdio cimport fprintf, stderr
 from libc.stdlib cimport abort
 
 
-
 # exp for the float softmax, written so that the compiler can vectorize a loop of them
 # (glibc's expf is a call per entry: with the loss, a tenth of a small network's
 # training). Only for x <= 0, the shifted inputs of the softmax: exp(x) = 2^k exp(r) with
