@@ -206,3 +206,34 @@ def test_threadpool_limits_blas_kept_by_concurrent_calls(restore_blas_threads):
             t.join()
         assert _blas_threads() == inside
     assert _blas_threads() == original
+
+
+@pytest.mark.parametrize("thin_block", [0, 32])
+def test_thin_batch_blocks_do_not_depend_on_the_thread_count(thin_block):
+    # batches of 32 rows: with thin_block=32 (set where OpenBLAS has unpacked small-matrix
+    # kernels) the first layer's products are cut into 32-wide blocks
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((96, 300)).astype(np.float32)
+    y = rng.randint(0, 3, 96)
+    old = _engine._tuning(thin_block=thin_block)
+    try:
+        results = []
+        for n_threads in (1, 2):
+            with threadpool_limits(limits=n_threads, user_api="openmp"):
+                est = cymlp.MLPClassifier(
+                    hidden_layer_sizes=(256, 64), batch_size=32, max_iter=2, random_state=0
+                )
+                results.append(quiet_fit(est, X, y))
+    finally:
+        _engine._tuning(**old)
+    a, b = results
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(ca, cb)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_thin_block_follows_the_blas_kernels():
+    from cymlp._threads import blas_multiplies_small_unpacked
+
+    expected = 32 if blas_multiplies_small_unpacked() else 0
+    assert _engine._tuning()["thin_block"] == expected

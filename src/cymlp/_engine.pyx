@@ -32,7 +32,7 @@ from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGIS
                         output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
 from ._optim import n_partials
-from ._threads import blas_single_threaded
+from ._threads import blas_multiplies_small_unpacked, blas_single_threaded
 
 HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "sigmoid": LOGISTIC,
                       "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU,
@@ -160,50 +160,69 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t coun
 # spin starve each other on few cores). A large GEMM is cut into fixed blocks of output
 # rows or columns (BLOCK or 2 BLOCK wide: _plan), one single-threaded BLAS call each,
 # shared among the threads; the elementwise work that follows a GEMM runs on each block
-# while it is in cache. Block sizes depend only on the shapes, so no result depends on
-# the number of threads. Each thread's share of a parallel region runs between
-# fp_enter / fp_leave (subnormals flushed to zero, _fpenv.pxd).
+# while it is in cache. Block sizes depend only on the shapes (and, for thin batches, on
+# the BLAS's kernels: THIN_BLOCK), so no result depends on the number of threads. Each
+# thread's share of a parallel region runs between fp_enter / fp_leave (subnormals
+# flushed to zero, _fpenv.pxd).
 cdef Py_ssize_t BLOCK = 128
 cdef double SPLIT_MIN_FLOPS = 1e6     # smaller products run as one BLAS call, no fork/join
 cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
+# The block width for the products of a batch of at most THIN_ROWS rows, or 0 for BLOCK.
+# Set (to 32) where OpenBLAS multiplies small products without packing their operands
+# (its AVX-512 kernels, see _threads.blas_multiplies_small_unpacked): 32-wide blocks of a
+# 32-row batch are small enough for that path, and the first layer's weights are then
+# no longer copied into OpenBLAS's packed format at every step (measured with the
+# SkylakeX kernels: batch 32 4.5 % faster, batch 16 7 %, batch 64 1.5 % slower; with
+# the Haswell kernels, which pack everything, batch 32 7 % slower, batch 16 14 %).
+cdef Py_ssize_t THIN_BLOCK = 32 if blas_multiplies_small_unpacked() else 0
+cdef Py_ssize_t THIN_ROWS = 32
 
 
-def _tuning(block=None, split_min_flops=None, gather_split_min=None):
+def _tuning(block=None, split_min_flops=None, gather_split_min=None, thin_block=None):
     """Read (and, for measurements, set) the threading thresholds; returns the old ones."""
-    global BLOCK, SPLIT_MIN_FLOPS, GATHER_SPLIT_MIN
-    old = dict(block=BLOCK, split_min_flops=SPLIT_MIN_FLOPS, gather_split_min=GATHER_SPLIT_MIN)
+    global BLOCK, SPLIT_MIN_FLOPS, GATHER_SPLIT_MIN, THIN_BLOCK
+    old = dict(block=BLOCK, split_min_flops=SPLIT_MIN_FLOPS, gather_split_min=GATHER_SPLIT_MIN,
+               thin_block=THIN_BLOCK)
     if block is not None:
         BLOCK = block
     if split_min_flops is not None:
         SPLIT_MIN_FLOPS = split_min_flops
     if gather_split_min is not None:
         GATHER_SPLIT_MIN = gather_split_min
+    if thin_block is not None:
+        THIN_BLOCK = thin_block
     return old
 
 
-cdef inline Py_ssize_t _row_block(Py_ssize_t k) noexcept nogil:
-    """Rows per row block: twice BLOCK for a deep product (k >= 2 BLOCK), whose blocks
-    are then fewer and larger (measured here: prediction's 4096-row chunks 6 % faster,
-    batch-256 training 2 %); BLOCK for a shallow one (the weight gradient at batch 32
-    was 8 % slower with the larger blocks)."""
-    return 2 * BLOCK if k >= 2 * BLOCK else BLOCK
+cdef inline Py_ssize_t _block(Py_ssize_t nb) noexcept nogil:
+    """The block width for the products of a batch of nb rows."""
+    return THIN_BLOCK if THIN_BLOCK > 0 and nb <= THIN_ROWS else BLOCK
+
+
+cdef inline Py_ssize_t _row_block(Py_ssize_t k, Py_ssize_t block) noexcept nogil:
+    """Rows per row block: twice the block width for a deep product (k >= 2 block),
+    whose blocks are then fewer and larger (measured here: prediction's 4096-row chunks
+    6 % faster, batch-256 training 2 %); the block width for a shallow one (the weight
+    gradient at batch 32 was 8 % slower with the larger blocks)."""
+    return 2 * block if k >= 2 * block else block
 
 
 cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
-                             bint* by_rows) noexcept nogil:
+                             Py_ssize_t block, bint* by_rows) noexcept nogil:
     """How to cut a rows x cols GEMM output (inner size k): the number of blocks, and
     whether they are row blocks. Every block packs the operand it shares with the others
     again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks), so cut
     the way that packs less; an even count keeps two threads evenly loaded. A product
-    worth splitting that fits in one block both ways is halved (two threads, not one)."""
-    cdef Py_ssize_t row_block = _row_block(k)
+    worth splitting that fits in one block both ways is halved (two threads, not one).
+    block: the block width, _block(batch rows)."""
+    cdef Py_ssize_t row_block = _row_block(k, block)
     cdef Py_ssize_t n_rows = (rows + row_block - 1) // row_block
-    cdef Py_ssize_t n_cols = (cols + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t n_cols = (cols + block - 1) // block
     cdef Py_ssize_t n
     if 2.0 * rows * cols * k < SPLIT_MIN_FLOPS:
         by_rows[0] = rows >= cols
         return 1
-    if n_rows == 1 and n_cols == 1:  # under one BLOCK both ways: halves, if not too thin
+    if n_rows == 1 and n_cols == 1:  # under one block both ways: halves, if not too thin
         by_rows[0] = rows >= cols
         return 2 if max(rows, cols) >= 32 else 1
     by_rows[0] = n_rows * cols < n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
@@ -219,11 +238,12 @@ cdef inline Py_ssize_t _plan_weight_grad(Py_ssize_t n_in, Py_ssize_t n_out, Py_s
     hardware prefetchers then pull each other's lines back and forth (measured: two
     threads on the two 128-column blocks of the 784 x 256 gradient at batch 32 were no
     faster than one thread on both; two row blocks ran twice as fast). From a batch of
-    BLOCK rows up, the row blocks are twice _row_block: fewer blocks, each packing the
+    one block width of rows up, the row blocks are twice _row_block: fewer blocks, each packing the
     shared op(B) again (measured: batches of 128 and 512 rows 3 % faster, 256 1 %; at
     batch 32 the larger blocks were 4 % slower)."""
-    cdef Py_ssize_t n = _plan(n_in, n_out, nb, by_rows)
-    cdef Py_ssize_t row_block = _row_block(nb) * (2 if nb >= BLOCK else 1)
+    cdef Py_ssize_t block = _block(nb)
+    cdef Py_ssize_t n = _plan(n_in, n_out, nb, block, by_rows)
+    cdef Py_ssize_t row_block = _row_block(nb, block) * (2 if nb >= block else 1)
     cdef Py_ssize_t n_rows = (n_in + row_block - 1) // row_block
     if n > 1 and n_rows > 1:
         by_rows[0] = True
@@ -275,7 +295,7 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
     training (forward_epilogue; rows says which data rows these are); act < 0 skips the
     epilogue. Softmax needs whole rows, so it is cut into row blocks only."""
     cdef bint by_rows
-    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, &by_rows)
+    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, _block(nb), &by_rows)
     if act == SOFTMAX and not by_rows:
         by_rows = True
         n_blocks = min(n_blocks, nb)
@@ -312,7 +332,7 @@ cdef void dense_backward_input(floating* Dp, const floating* D, const floating* 
     """Dp (nb, n_in) = backward_epilogue(D (nb, n_out) @ W.T): the loss gradient with
     respect to the input of hidden layer l's activation (l = the layer before W)."""
     cdef bint by_rows
-    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_in, n_out, &by_rows)
+    cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_in, n_out, _block(nb), &by_rows)
     if n_blocks == 1:
         gemm(False, True, nb, n_in, n_out, <floating> 1, D, n_out, W, n_out, <floating> 0,
              Dp, n_in)

@@ -80,3 +80,25 @@ def blas_single_threaded() -> _SingleThreadedBLAS:
     """Context manager: BLAS at one thread inside (safe to nest and to overlap, and from
     any thread)."""
     return _SingleThreadedBLAS()
+
+
+# OpenBLAS kernel families (openblas_get_corename) whose single-precision GEMM multiplies
+# small products straight from the operands, without packing them first: OpenBLAS's
+# "small matrix" kernels, built for its AVX-512 targets (Cooperlake and Sapphire Rapids
+# use the SkylakeX ones; only SkylakeX was measured).
+_SMALL_UNPACKED_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+
+
+def blas_multiplies_small_unpacked() -> bool:
+    """True if the engine's BLAS (scipy's) is an OpenBLAS running kernels that multiply
+    small products without packing them (the engine then cuts thin batches finer)."""
+    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    openblas = [lib for lib in blas if getattr(lib, "internal_api", None) == "openblas"]
+    scipys = [lib for lib in openblas if "scipy" in str(lib.filepath).replace("scipy_", "")]
+    if scipys:  # the wheels: scipy.libs/ (numpy.libs/ holds numpy's own OpenBLAS)
+        openblas = scipys
+    elif len(openblas) != len(blas):  # another BLAS loaded: scipy's may be that one
+        return False
+    cores = {str(getattr(lib, "architecture", "")).lower() for lib in openblas}
+    return bool(cores) and cores <= _SMALL_UNPACKED_CORES
+
