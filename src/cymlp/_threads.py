@@ -101,4 +101,3 @@ def blas_multiplies_small_unpacked() -> bool:
         return False
     cores = {str(getattr(lib, "architecture", "")).lower() for lib in openblas}
     return bool(cores) and cores <= _SMALL_UNPACKED_CORES
-
