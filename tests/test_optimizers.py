@@ -303,8 +303,8 @@ def avx2_loops():
 @pytest.mark.parametrize("solver", ["nesterov", "momentum", "adam", *SOLVERS])
 def test_simd_variant_does_not_change_steps(solver, dtype, avx2_loops, parallel_step):
     # the baseline and the AVX2 loops must give the same bits: parameters, state, and
-    # the losses (their L2 term is the step's sum of squares, here over 9453 - 153
-    # weights, not a multiple of the 32 or 16 partial sums)
+    # the losses (their L2 term is the step's sum of squares, here over 9450 weights:
+    # the last chunk's 1258 are not a multiple of the 32 or 16 partial sums)
     rng = np.random.RandomState(1)
     X = rng.standard_normal((64, 60)).astype(dtype)
     Y = rng.standard_normal((64, 3)).astype(dtype)

@@ -1,4 +1,4 @@
-"""BLAS at one thread while the engine runs.
+"""BLAS at one thread while the engine runs (and which OpenBLAS kernels it runs).
 
 The engine threads its work with OpenMP and calls BLAS from inside those threads, so
 BLAS's own pool must stay at one thread meanwhile (two pools that spin starve each other
@@ -91,8 +91,12 @@ _SMALL_UNPACKED_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
 
 def blas_multiplies_small_unpacked() -> bool:
     """True if the engine's BLAS (scipy's) is an OpenBLAS running kernels that multiply
-    small products without packing them (the engine then cuts thin batches finer)."""
-    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    small products without packing them (the engine then cuts thin batches finer).
+    False whenever that cannot be told: it only tunes the speed."""
+    try:
+        blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    except Exception:  # threadpoolctl could not inspect this platform's libraries
+        return False
     openblas = [lib for lib in blas if getattr(lib, "internal_api", None) == "openblas"]
     scipys = [lib for lib in openblas if "scipy" in str(lib.filepath).replace("scipy_", "")]
     if scipys:  # the wheels: scipy.libs/ (numpy.libs/ holds numpy's own OpenBLAS)
