@@ -237,3 +237,24 @@ def test_thin_block_follows_the_blas_kernels():
 
     expected = 32 if blas_multiplies_small_unpacked() else 0
     assert _engine._tuning()["thin_block"] == expected
+
+
+def test_thin_blocks_stay_off_with_packing_kernels():
+    # forcing OpenBLAS's Haswell kernels (which pack every operand) must turn them off
+    probe = (
+        "import cymlp._engine as e, cymlp._threads as t; "
+        "print(int(t.blas_multiplies_small_unpacked()), e._tuning()['thin_block'])"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    default = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert default.returncode == 0, default.stderr
+    if default.stdout.split()[0] != "1":
+        pytest.skip("OpenBLAS runs no small-matrix kernels here: nothing to turn off")
+    env["OPENBLAS_CORETYPE"] = "Haswell"
+    forced = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.split() == ["0", "0"]

@@ -171,9 +171,10 @@ cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 16  # elements
 # Set (to 32) where OpenBLAS multiplies small products without packing their operands
 # (its AVX-512 kernels, see _threads.blas_multiplies_small_unpacked): 32-wide blocks of a
 # 32-row batch are small enough for that path, and the first layer's weights are then
-# no longer copied into OpenBLAS's packed format at every step (measured with the
-# SkylakeX kernels: batch 32 4.5 % faster, batch 16 7 %, batch 64 1.5 % slower; with
-# the Haswell kernels, which pack everything, batch 32 7 % slower, batch 16 14 %).
+# no longer copied into OpenBLAS's packed format at every step (measured in interleaved
+# runs with the SkylakeX kernels: batch 32 5-9 % faster, batch 16 3-7 %; 32-wide blocks
+# at batch 64 were 1.5 % slower, hence THIN_ROWS; with the Haswell kernels, which pack
+# everything, 32-wide blocks made batch 32 7 % slower and batch 16 14 %).
 cdef Py_ssize_t THIN_BLOCK = 32 if blas_multiplies_small_unpacked() else 0
 cdef Py_ssize_t THIN_ROWS = 32
 
@@ -238,9 +239,9 @@ cdef inline Py_ssize_t _plan_weight_grad(Py_ssize_t n_in, Py_ssize_t n_out, Py_s
     hardware prefetchers then pull each other's lines back and forth (measured: two
     threads on the two 128-column blocks of the 784 x 256 gradient at batch 32 were no
     faster than one thread on both; two row blocks ran twice as fast). From a batch of
-    one block width of rows up, the row blocks are twice _row_block: fewer blocks, each packing the
-    shared op(B) again (measured: batches of 128 and 512 rows 3 % faster, 256 1 %; at
-    batch 32 the larger blocks were 4 % slower)."""
+    one block width of rows up, the row blocks are twice _row_block: fewer blocks, each
+    packing the shared op(B) again (measured with BLOCK: batches of 128 and 512 rows 3 %
+    faster, 256 1 %; batch 32, under BLOCK, was 4 % slower with them)."""
     cdef Py_ssize_t block = _block(nb)
     cdef Py_ssize_t n = _plan(n_in, n_out, nb, block, by_rows)
     cdef Py_ssize_t row_block = _row_block(nb, block) * (2 if nb >= block else 1)
