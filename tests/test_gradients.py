@@ -208,6 +208,41 @@ def test_gradient_no_hidden_layer(out, k, weighted):
     assert_allclose(grad, sk_grad, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "out,k,batch_norm",
+    [("softmax", 3, False), ("identity", 2, False), ("softmax", 3, True)],
+    ids=["softmax3", "identity2", "softmax3-batchnorm"],
+)
+@pytest.mark.parametrize("n_in", [300, 515])
+def test_gradient_wide_input_banded_first_layer(n_in, out, k, batch_norm):
+    """Inputs this wide run the first layer's product in two bands of its rows, added
+    afterwards (_engine.dense_forward_banded); the gradient is still _backprop's, and
+    the objective is the one of prediction's forward pass (one GEMM per block).
+    n_in = 515: odd, and the bands are not a whole number of optimizer chunks."""
+    rng = np.random.RandomState(n_in + k)
+    net = Network([n_in, 40, k], "tanh", out, np.float64, batch_norm=batch_norm)
+    net.params[:] = rng.uniform(-0.1, 0.1, net.params.shape[0])
+    X = rng.standard_normal((64, n_in))  # 2 * 64 * n_in * 40 flops: worth splitting
+    Y = _targets(rng, out, k, 64, np.float64)
+    loss, grad = net.loss_and_grad(X, Y, None, 0.1, training=batch_norm)
+    if batch_norm:  # no _backprop to compare with: central differences on a few entries
+        theta = np.array(net.params)
+        for i in rng.choice(n_in * 40, 6, replace=False).tolist() + [n_in * 40 - 1]:
+            f = []
+            for sign in (1, -1):
+                net.params[i] = theta[i] + sign * 1e-5
+                f.append(net.loss_and_grad(X, Y, None, 0.1, training=True)[0])
+            net.params[i] = theta[i]
+            assert_allclose(grad[i], (f[0] - f[1]) / 2e-5, rtol=1e-5, atol=1e-9)
+        return
+    sk_loss, sk_grad = _sklearn_backprop(net, X, Y, None, 0.1, "tanh", out)
+    assert_allclose(loss, sk_loss, rtol=1e-12)
+    assert_allclose(grad, sk_grad, rtol=1e-9, atol=1e-12)
+    assert_allclose(
+        net.predict(X), numpy_forward(net.coefs, net.intercepts, "tanh", out, X), rtol=1e-12
+    )
+
+
 @pytest.mark.parametrize("hidden", HIDDEN)
 def test_multioutput_squared_error_quirk(hidden):
     """Loss averages over outputs; gradient sums over them (scikit-learn's quirk)."""

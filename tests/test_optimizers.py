@@ -256,6 +256,26 @@ def test_thread_count_does_not_change_steps(solver, dtype, parallel_step):
     assert_array_equal(s1, s2)
 
 
+@pytest.mark.parametrize("n_in", [60, 61])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_threaded_step_matches_numpy_reference(solver, n_in, parallel_step):
+    """Several chunks, stepped in the order that keeps the first layer's two bands of rows
+    apart (_optim.step's band): every parameter is updated once. n_in = 61 puts the
+    bands' boundary inside a chunk."""
+    rng = np.random.RandomState(n_in)
+    X = rng.standard_normal((50, n_in))
+    Y = rng.standard_normal((50, 3))
+    net = _network(np.float64, (n_in, 150, 3))
+    assert _optim.n_partials(net.params.size) >= 5
+    p0 = net.params.copy()
+    opt = _optimizer(solver, p0.size, np.float64)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        for _ in range(3):
+            net.train_epoch(X, Y, None, None, len(X), 0.5, opt)
+    engine = net.params.copy()
+    assert_allclose(engine, _reference(solver, net, p0, X, Y, 0.5, 3), **TOL[np.float64])
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_model_file_continues_training(solver, tmp_path):
     X, y = _data(np.float64, n=120)

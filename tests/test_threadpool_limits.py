@@ -232,6 +232,32 @@ def test_thin_batch_blocks_do_not_depend_on_the_thread_count(thin_block):
     assert a.loss_curve_ == b.loss_curve_
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [dict(solver="adam"), dict(dropout=0.2), dict(batch_normalization=True)],
+    ids=["adam", "dropout", "batchnorm"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_banded_first_layer_does_not_depend_on_the_thread_count(dtype, extra):
+    # 515 features: the first layer's product runs in two bands of its weight rows
+    # (dense_forward_banded), an odd count, and the optimizer steps the bands' chunks in
+    # its own order; batches of 64 and a last one of 22
+    rng = np.random.RandomState(1)
+    X = rng.standard_normal((150, 515)).astype(dtype)
+    y = rng.randint(0, 3, 150)
+    results = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="openmp"):
+            est = cymlp.MLPClassifier(
+                hidden_layer_sizes=(96, 64), batch_size=64, max_iter=3, random_state=0, **extra
+            )
+            results.append(quiet_fit(est, X, y))
+    a, b = results
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(ca, cb)
+    assert a.loss_curve_ == b.loss_curve_
+
+
 def test_thin_block_follows_the_blas_kernels():
     from cymlp._threads import blas_multiplies_small_unpacked
 

@@ -326,6 +326,49 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
             fp_leave()
 
 
+cdef inline bint _banded(Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """Whether training runs the first layer's product in two bands (dense_forward_banded):
+    when it is worth splitting, and deep enough (n_in >= 2 BLOCK) that adding the two
+    partial products costs little beside them."""
+    return 2.0 * nb * n_in * n_out >= SPLIT_MIN_FLOPS and n_in >= 2 * BLOCK
+
+
+cdef void dense_forward_banded(floating* A, const floating* X, const floating* W,
+                               const floating* b, Py_ssize_t nb, Py_ssize_t n_in,
+                               Py_ssize_t n_out, int act, floating* pre, const Net* net,
+                               const Batch* rows, floating* scratch) noexcept nogil:
+    """The first layer's dense_forward in training, cut along the inner dimension: A =
+    X[:, :h] @ W[:h] and scratch = X[:, h:] @ W[h:] (h = n_in // 2, the two bands of W's
+    rows), each in column blocks of the block width; then A += scratch and the epilogue,
+    in row blocks. With two threads, each thread multiplies with one band: the same rows
+    of W that it gets in the weight gradient's row blocks (an even count, so they split
+    at h) and in the optimizer step (step's band). Its half of W, of the gradient and of
+    the optimizer state then stays in its core's cache from one pass to the next, where
+    column blocks had each core read every row of W. Blocks of different bands share no
+    operand, so OpenBLAS also packs less. (Measured in interleaved runs against column
+    blocks: SGD batch 32 27 % faster, 64 12 %, 128 9 %, 256 4 %, 512 and 1024 2 %.)"""
+    cdef Py_ssize_t block = _block(nb), n_cols = (n_out + block - 1) // block
+    cdef Py_ssize_t n_blocks = 2 * n_cols, n_row_blocks = min(nb, n_blocks)
+    cdef Py_ssize_t blk, k0, depth, c0, width, r0, nr, i
+    with parallel(num_threads=net.n_threads):
+        fp_enter()
+        for blk in prange(n_blocks, schedule="static"):
+            k0 = _lo(blk // n_cols, 2, n_in)
+            depth = _lo(blk // n_cols + 1, 2, n_in) - k0
+            c0 = _lo(blk % n_cols, n_cols, n_out)
+            width = _lo(blk % n_cols + 1, n_cols, n_out) - c0
+            gemm(False, False, nb, width, depth, <floating> 1, X + k0, n_in,
+                 W + k0 * n_out + c0, n_out, <floating> 0,
+                 (A if blk < n_cols else scratch) + c0, n_out)
+        for blk in prange(n_row_blocks, schedule="static"):
+            r0 = _lo(blk, n_row_blocks, nb)
+            nr = _lo(blk + 1, n_row_blocks, nb) - r0
+            for i in range(r0 * n_out, (r0 + nr) * n_out):
+                A[i] = A[i] + scratch[i]
+            forward_epilogue(A, pre, b, n_out, r0, nr, 0, n_out, act, net, 1, rows)
+        fp_leave()
+
+
 cdef void dense_backward_input(floating* Dp, const floating* D, const floating* W,
                                const floating* S, Py_ssize_t nb, Py_ssize_t n_in,
                                Py_ssize_t n_out, const Net* net, int l,
@@ -462,11 +505,15 @@ cdef inline void _csr_forward_block(floating* A, const Batch* X, const floating*
 
 cdef void input_forward(floating* A, const Batch* X, const floating* W, const floating* b,
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
-                        floating* pre, const Net* net) noexcept nogil:
+                        floating* pre, const Net* net, floating* scratch) noexcept nogil:
     """The first layer's dense_forward, reading CSR rows in place when X is sparse (cut
-    into row blocks; one block runs without a fork/join)."""
+    into row blocks; one block runs without a fork/join). Training passes scratch (nb x
+    n_out) for dense_forward_banded; prediction passes NULL."""
     cdef Py_ssize_t blk, n_blocks = (nb + BLOCK - 1) // BLOCK
-    if X.dense != NULL:
+    if X.dense != NULL and scratch != NULL and _banded(nb, n_in, n_out):
+        dense_forward_banded(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre,
+                             net, X, scratch)
+    elif X.dense != NULL:
         dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre, net, 1, X)
     elif n_blocks == 1:
         _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act, pre, net)
@@ -524,7 +571,7 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
         act = -1 if l == L or net.batch_norm else net.hidden_act
         if l == 1:
             input_forward(A, X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1], act,
-                          pre, net)
+                          pre, net, ws + net.d_off[1])  # D_1 is free until the backward pass
         else:
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
                           u[l - 1], u[l], act, pre, net, l, X0)
@@ -605,6 +652,9 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef const floating* yb
     cdef floating* swb = NULL
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
+    # the first layer's weights (at offset 0) in dense_forward_banded's two bands of rows
+    cdef Py_ssize_t band_end = net.units[0] * net.units[1]
+    cdef Py_ssize_t band_mid = _lo(1, 2, net.units[0]) * net.units[1]
     cdef double sw_sum, loss, total = 0, lr0 = cfg.lr, sq = sq_io[0]
     cdef clock_t last_check = clock()
     cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
@@ -645,7 +695,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             adam_t += 1
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
-                  n_weights, partial, alpha > 0, net.n_threads)
+                  n_weights, band_mid, band_end, partial, alpha > 0, net.n_threads)
         steps_done[0] = k + 1 - k0
         if k % 4 == 3 and clock() - last_check >= check_ticks:
             last_check = clock()
@@ -673,7 +723,8 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
         xb = batch_rows(X, NULL, start, nb, xbuf, net.n_threads)
         A = out + start * u[L] if L == 1 else h1
         input_forward(A, &xb, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
-                      net.out_act if L == 1 else net.hidden_act, <floating*> NULL, net)
+                      net.out_act if L == 1 else net.hidden_act, <floating*> NULL, net,
+                      <floating*> NULL)
         A_prev = A
         for l in range(2, L + 1):
             A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)

@@ -21,5 +21,6 @@ cdef enum OptimizerKind:
     RMSPROP = 3
 
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
-                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, double* partial,
-                 bint want_sq, int n_threads) noexcept nogil
+                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t band_mid,
+                 Py_ssize_t band_end, double* partial, bint want_sq,
+                 int n_threads) noexcept nogil

@@ -265,27 +265,56 @@ cdef inline double _chunk_step(const StepConfig* cfg, floating* w, const floatin
     return _sum_sq(w, lo, mid) if want_sq else 0.0
 
 
+cdef inline (Py_ssize_t, Py_ssize_t) _chunk_range(
+        Py_ssize_t v, Py_ssize_t n, Py_ssize_t band_mid, Py_ssize_t band_end,
+        Py_ssize_t n_top, Py_ssize_t n_rest_1, Py_ssize_t n_bottom) noexcept nogil:
+    """Bounds of chunk v in step's order: the band's top part [0, band_mid), the first
+    n_rest_1 chunks of the rest [band_end, n), the band's bottom part [band_mid,
+    band_end), then the rest's other chunks."""
+    if v < n_top:
+        return v * CHUNK, min(band_mid, (v + 1) * CHUNK)
+    v -= n_top
+    if n_rest_1 <= v < n_rest_1 + n_bottom:
+        v -= n_rest_1
+        return band_mid + v * CHUNK, min(band_end, band_mid + (v + 1) * CHUNK)
+    if v >= n_rest_1:
+        v -= n_bottom
+    return band_end + v * CHUNK, min(n, band_end + (v + 1) * CHUNK)
+
+
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
-                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, double* partial,
-                 bint want_sq, int n_threads) noexcept nogil:
+                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t band_mid,
+                 Py_ssize_t band_end, double* partial, bint want_sq,
+                 int n_threads) noexcept nogil:
     """Update w (n,) in place from gradient g; s1/s2 are the state buffers (SGD's velocity
-    or RMSprop's v, passed twice; Adam's m and v). partial needs one double per CHUNK.
-    Returns sum(w[:n_decay]**2)."""
-    cdef Py_ssize_t c, n_chunks = (n + CHUNK - 1) // CHUNK
+    or RMSprop's v, passed twice; Adam's m and v). partial needs n_partials(n) doubles.
+    Returns sum(w[:n_decay]**2).
+    [0, band_end) is the first layer's weights, split into two bands of rows at band_mid
+    (0, 0: no band): their chunks are ordered so that, with two threads, each thread
+    steps the band it works on in the engine's forward and weight-gradient passes, whose
+    parts of w, g and the state are then still in that core's cache. The chunks and their
+    order depend only on the sizes, so the result does not depend on the thread count."""
+    cdef Py_ssize_t n_top = (band_mid + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t n_bottom = (band_end - band_mid + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t n_rest = (n - band_end + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t n_chunks = n_top + n_bottom + n_rest
+    # static scheduling gives the first thread the first ceil(n_chunks / 2) chunks
+    cdef Py_ssize_t n_rest_1 = max(0, min(n_rest, (n_chunks + 1) // 2 - n_top))
+    cdef Py_ssize_t v, lo, hi
     cdef double sq = 0
     if n < PARALLEL_MIN or n_threads == 1:
-        for c in range(n_chunks):
-            partial[c] = _chunk_step(cfg, w, g, s1, s2, c * CHUNK, min(n, (c + 1) * CHUNK),
-                                     n_decay, want_sq)
+        for v in range(n_chunks):
+            lo, hi = _chunk_range(v, n, band_mid, band_end, n_top, n_rest_1, n_bottom)
+            partial[v] = _chunk_step(cfg, w, g, s1, s2, lo, hi, n_decay, want_sq)
     else:
         with parallel(num_threads=n_threads):
             fp_enter()
-            for c in prange(n_chunks, schedule="static"):
-                partial[c] = _chunk_step(cfg, w, g, s1, s2, c * CHUNK, min(n, (c + 1) * CHUNK),
-                                         n_decay, want_sq)
+            for v in prange(n_chunks, schedule="static"):
+                lo, hi = _chunk_range(v, n, band_mid, band_end, n_top, n_rest_1, n_bottom)
+                partial[v] = _chunk_step(cfg, w, g, s1, s2, lo, hi, n_decay, want_sq)
             fp_leave()
-    for c in range(n_chunks):
-        sq += partial[c]
+    for v in range(n_chunks):
+        sq += partial[v]
     return sq
 
 
@@ -299,8 +328,9 @@ def _tuning(parallel_min=None):
 
 
 def n_partials(Py_ssize_t n):
-    """Scratch doubles that step() needs for n parameters."""
-    return (n + CHUNK - 1) // CHUNK
+    """Scratch doubles that step() needs for n parameters (one per chunk; a band splits
+    up to two chunks)."""
+    return (n + CHUNK - 1) // CHUNK + 2
 
 
 def _config(kind, lr, *, momentum=0.0, nesterov=False, beta_1=0.0, beta_2=0.0,
