@@ -242,7 +242,7 @@ def test_thread_count_does_not_change_steps(solver, dtype, parallel_step):
     X = rng.standard_normal((64, 60)).astype(dtype)
     Y = rng.standard_normal((64, 3)).astype(dtype)
     units = (60, 150, 3)  # 9453 parameters: 3 chunks of the step
-    assert _optim.n_partials(_network(dtype, units).params.size) >= 3
+    assert len(_optim.chunk_bounds([(0, _network(dtype, units).params.size)])) >= 3
     results = []
     for n_threads in (1, 2):
         with threadpool_limits(limits=n_threads, user_api="openmp"):
@@ -266,7 +266,7 @@ def test_threaded_step_matches_numpy_reference(solver, n_in, parallel_step):
     X = rng.standard_normal((50, n_in))
     Y = rng.standard_normal((50, 3))
     net = _network(np.float64, (n_in, 150, 3))
-    assert _optim.n_partials(net.params.size) >= 5
+    assert len(_optim.chunk_bounds([(0, net.params.size)])) >= 3
     p0 = net.params.copy()
     opt = _optimizer(solver, p0.size, np.float64)
     with threadpool_limits(limits=2, user_api="openmp"):

@@ -31,7 +31,7 @@ from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGIS
                         debug_fail, dropout_apply, gather_rows, needs_pre,
                         output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
-from ._optim import n_partials
+from ._optim import chunk_bounds
 from ._threads import blas_multiplies_small_unpacked, blas_single_threaded
 
 HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "sigmoid": LOGISTIC,
@@ -97,6 +97,8 @@ cdef struct Buffers:
     void* swbuf       # gathered sample weights
     const void* Y     # (n, n_outputs) targets
     const void* sw    # (n,) sample weights or NULL
+    const Py_ssize_t* chunks  # the optimizer step's chunks, n_chunks (lo, hi) pairs
+    Py_ssize_t n_chunks
 
 
 cdef struct Batch:
@@ -226,7 +228,7 @@ cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
     if n_rows == 1 and n_cols == 1:  # under one block both ways: halves, if not too thin
         by_rows[0] = rows >= cols
         return 2 if max(rows, cols) >= 32 else 1
-    by_rows[0] = n_rows * cols < n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
+    by_rows[0] = n_rows * cols <= n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
     n = n_rows if by_rows[0] else n_cols
     return n + (n % 2)
 
@@ -327,26 +329,27 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
 
 
 cdef inline bint _banded(Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
-    """Whether training runs the first layer's product in two bands (dense_forward_banded):
-    when it is worth splitting, and deep enough (n_in >= 2 BLOCK) that adding the two
-    partial products costs little beside them."""
+    """Whether training runs a layer's product in two bands (dense_forward_banded): when
+    it is worth splitting, and deep enough (n_in >= 2 BLOCK) that adding the two partial
+    products costs little beside them."""
     return 2.0 * nb * n_in * n_out >= SPLIT_MIN_FLOPS and n_in >= 2 * BLOCK
 
 
 cdef void dense_forward_banded(floating* A, const floating* X, const floating* W,
                                const floating* b, Py_ssize_t nb, Py_ssize_t n_in,
                                Py_ssize_t n_out, int act, floating* pre, const Net* net,
-                               const Batch* rows, floating* scratch) noexcept nogil:
-    """The first layer's dense_forward in training, cut along the inner dimension: A =
-    X[:, :h] @ W[:h] and scratch = X[:, h:] @ W[h:] (h = n_in // 2, the two bands of W's
-    rows), each in column blocks of the block width; then A += scratch and the epilogue,
-    in row blocks. With two threads, each thread multiplies with one band: the same rows
-    of W that it gets in the weight gradient's row blocks (an even count, so they split
-    at h) and in the optimizer step (step's band). Its half of W, of the gradient and of
-    the optimizer state then stays in its core's cache from one pass to the next, where
+                               int l, const Batch* rows, floating* scratch) noexcept nogil:
+    """dense_forward in training, cut along the inner dimension: A = X[:, :h] @ W[:h] and
+    scratch = X[:, h:] @ W[h:] (h = n_in // 2: two bands of W's rows), each in column
+    blocks of the block width; then A += scratch and the epilogue, in row blocks.
+    With two threads, each thread multiplies with one band: the same rows of W that it
+    gets in the weight gradient's row blocks (an even count, so they split at h) and in
+    the optimizer step (Network's chunk order). Its half of W, of the gradient and of the
+    optimizer state then stays in its core's cache from one pass to the next, where
     column blocks had each core read every row of W. Blocks of different bands share no
     operand, so OpenBLAS also packs less. (Measured in interleaved runs against column
-    blocks: SGD batch 32 27 % faster, 64 12 %, 128 9 %, 256 4 %, 512 and 1024 2 %.)"""
+    blocks, first layer only: SGD batch 32 27 % faster, 64 12 %, 128 9 %, 256 4 %, 512
+    and 1024 2 %.)"""
     cdef Py_ssize_t block = _block(nb), n_cols = (n_out + block - 1) // block
     cdef Py_ssize_t n_blocks = 2 * n_cols, n_row_blocks = min(nb, n_blocks)
     cdef Py_ssize_t blk, k0, depth, c0, width, r0, nr, i
@@ -365,7 +368,7 @@ cdef void dense_forward_banded(floating* A, const floating* X, const floating* W
             nr = _lo(blk + 1, n_row_blocks, nb) - r0
             for i in range(r0 * n_out, (r0 + nr) * n_out):
                 A[i] = A[i] + scratch[i]
-            forward_epilogue(A, pre, b, n_out, r0, nr, 0, n_out, act, net, 1, rows)
+            forward_epilogue(A, pre, b, n_out, r0, nr, 0, n_out, act, net, l, rows)
         fp_leave()
 
 
@@ -512,7 +515,7 @@ cdef void input_forward(floating* A, const Batch* X, const floating* W, const fl
     cdef Py_ssize_t blk, n_blocks = (nb + BLOCK - 1) // BLOCK
     if X.dense != NULL and scratch != NULL and _banded(nb, n_in, n_out):
         dense_forward_banded(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre,
-                             net, X, scratch)
+                             net, 1, X, scratch)
     elif X.dense != NULL:
         dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre, net, 1, X)
     elif n_blocks == 1:
@@ -571,7 +574,10 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
         act = -1 if l == L or net.batch_norm else net.hidden_act
         if l == 1:
             input_forward(A, X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1], act,
-                          pre, net, ws + net.d_off[1])  # D_1 is free until the backward pass
+                          pre, net, ws + net.d_off[1])  # D_l is free until the backward pass
+        elif _banded(nb, u[l - 1], u[l]):
+            dense_forward_banded(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
+                                 u[l - 1], u[l], act, pre, net, l, X0, ws + net.d_off[l])
         else:
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
                           u[l - 1], u[l], act, pre, net, l, X0)
@@ -652,9 +658,6 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef const floating* yb
     cdef floating* swb = NULL
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
-    # the first layer's weights (at offset 0) in dense_forward_banded's two bands of rows
-    cdef Py_ssize_t band_end = net.units[0] * net.units[1]
-    cdef Py_ssize_t band_mid = _lo(1, 2, net.units[0]) * net.units[1]
     cdef double sw_sum, loss, total = 0, lr0 = cfg.lr, sq = sq_io[0]
     cdef clock_t last_check = clock()
     cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
@@ -695,7 +698,7 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
             adam_t += 1
             cfg.lr = lr0 * sqrt(1 - pow(cfg.beta_2, adam_t)) / (1 - pow(cfg.beta_1, adam_t))
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
-                  n_weights, band_mid, band_end, partial, alpha > 0, net.n_threads)
+                  n_weights, buf.chunks, buf.n_chunks, partial, alpha > 0, net.n_threads)
         steps_done[0] = k + 1 - k0
         if k % 4 == 3 and clock() - last_check >= check_ticks:
             last_check = clock()
@@ -787,7 +790,7 @@ cdef class Network:
     cdef readonly double huber_delta
     cdef object _units, _w_off, _b_off, _g_off, _r_off, _rates, _keys, _acc
     cdef object _ws, _ws_rows, _a_off, _d_off, _pre_off, _xh_off, _st_off
-    cdef object _xbuf, _ybuf, _swbuf, _partial, _carry_sq
+    cdef object _xbuf, _ybuf, _swbuf, _partial, _carry_sq, _chunks
     cdef int _hidden_act, _out_act, _out_loss
 
     def __init__(self, layer_units, hidden_activation, output_activation, dtype, *,
@@ -856,9 +859,23 @@ cdef class Network:
                 self.bn_vars.append(self.running[r + width:r + 2 * width])
                 self.bn_scales[-1][:] = 1
                 self.bn_vars[-1][:] = 1
+        self._chunks = self._step_chunks(fans)
         self._ws = None
         self._ws_rows = 0
         self._carry_sq = None
+
+    def _step_chunks(self, fans):
+        """The optimizer step's chunks (_optim.step): the top halves of every weight
+        matrix's rows and the first half of the other parameters, then the bottom halves
+        and the rest. With two threads, each steps the band of rows it multiplies with in
+        the forward and weight-gradient passes (dense_forward_banded)."""
+        first, second = [], []
+        for off, (n_in, n_out) in zip(self._w_off.tolist(), fans):
+            mid = off + (n_in // 2) * n_out
+            first.append((off, mid))
+            second.append((mid, off + n_in * n_out))
+        n, mid = self.params.shape[0], (self.n_weights + self.params.shape[0]) // 2
+        return chunk_bounds(first + [(self.n_weights, mid)] + second + [(mid, n)])
 
     def config(self):
         """The arguments that rebuild this network: Network(**config())."""
@@ -911,7 +928,7 @@ cdef class Network:
         self._xbuf = None  # allocated by _gather_buffer, for dense input only
         self._ybuf = np.empty((rows, self.n_outputs), dtype=self.dtype)
         self._swbuf = np.empty(rows, dtype=self.dtype)
-        self._partial = np.empty(n_partials(self.params.shape[0]), dtype=np.float64)
+        self._partial = np.empty(self._chunks.shape[0], dtype=np.float64)
         self._ws_rows = rows
 
     def _gather_buffer(self, held):
@@ -1117,6 +1134,8 @@ cdef class Network:
         buf.swbuf = _ptr(self._swbuf)
         buf.Y = _ptr(Y)
         buf.sw = _ptr(sample_weight)
+        buf.chunks = <const Py_ssize_t*> _ptr(self._chunks)
+        buf.n_chunks = self._chunks.shape[0]
         cdef Net net = self._net(True, True)
         cdef Rows rows = self._fill_rows(held)
         cdef const Py_ssize_t* order_p = <const Py_ssize_t*> _ptr(order)

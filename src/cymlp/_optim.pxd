@@ -21,6 +21,6 @@ cdef enum OptimizerKind:
     RMSPROP = 3
 
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
-                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t band_mid,
-                 Py_ssize_t band_end, double* partial, bint want_sq,
+                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, const Py_ssize_t* chunks,
+                 Py_ssize_t n_chunks, double* partial, bint want_sq,
                  int n_threads) noexcept nogil

@@ -265,57 +265,39 @@ cdef inline double _chunk_step(const StepConfig* cfg, floating* w, const floatin
     return _sum_sq(w, lo, mid) if want_sq else 0.0
 
 
-cdef inline (Py_ssize_t, Py_ssize_t) _chunk_range(
-        Py_ssize_t v, Py_ssize_t n, Py_ssize_t band_mid, Py_ssize_t band_end,
-        Py_ssize_t n_top, Py_ssize_t n_rest_1, Py_ssize_t n_bottom) noexcept nogil:
-    """Bounds of chunk v in step's order: the band's top part [0, band_mid), the first
-    n_rest_1 chunks of the rest [band_end, n), the band's bottom part [band_mid,
-    band_end), then the rest's other chunks."""
-    if v < n_top:
-        return v * CHUNK, min(band_mid, (v + 1) * CHUNK)
-    v -= n_top
-    if n_rest_1 <= v < n_rest_1 + n_bottom:
-        v -= n_rest_1
-        return band_mid + v * CHUNK, min(band_end, band_mid + (v + 1) * CHUNK)
-    if v >= n_rest_1:
-        v -= n_bottom
-    return band_end + v * CHUNK, min(n, band_end + (v + 1) * CHUNK)
-
-
 cdef double step(const StepConfig* cfg, floating* w, const floating* g, floating* s1,
-                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, Py_ssize_t band_mid,
-                 Py_ssize_t band_end, double* partial, bint want_sq,
+                 floating* s2, Py_ssize_t n, Py_ssize_t n_decay, const Py_ssize_t* chunks,
+                 Py_ssize_t n_chunks, double* partial, bint want_sq,
                  int n_threads) noexcept nogil:
     """Update w (n,) in place from gradient g; s1/s2 are the state buffers (SGD's velocity
-    or RMSprop's v, passed twice; Adam's m and v). partial needs n_partials(n) doubles.
-    Returns sum(w[:n_decay]**2).
-    [0, band_end) is the first layer's weights, split into two bands of rows at band_mid
-    (0, 0: no band): their chunks are ordered so that, with two threads, each thread
-    steps the band it works on in the engine's forward and weight-gradient passes, whose
-    parts of w, g and the state are then still in that core's cache. The chunks and their
-    order depend only on the sizes, so the result does not depend on the thread count."""
-    cdef Py_ssize_t n_top = (band_mid + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t n_bottom = (band_end - band_mid + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t n_rest = (n - band_end + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t n_chunks = n_top + n_bottom + n_rest
-    # static scheduling gives the first thread the first ceil(n_chunks / 2) chunks
-    cdef Py_ssize_t n_rest_1 = max(0, min(n_rest, (n_chunks + 1) // 2 - n_top))
-    cdef Py_ssize_t v, lo, hi
+    or RMSprop's v, passed twice; Adam's m and v). Returns sum(w[:n_decay]**2).
+    chunks: n_chunks pairs (lo, hi) that cover [0, n) once (chunk_bounds), stepped in
+    that order, each thread taking a contiguous run of them; partial: n_chunks doubles.
+    The sum of squares adds the chunks' partial sums in order, so the result does not
+    depend on the thread count."""
+    cdef Py_ssize_t v
     cdef double sq = 0
     if n < PARALLEL_MIN or n_threads == 1:
         for v in range(n_chunks):
-            lo, hi = _chunk_range(v, n, band_mid, band_end, n_top, n_rest_1, n_bottom)
-            partial[v] = _chunk_step(cfg, w, g, s1, s2, lo, hi, n_decay, want_sq)
+            partial[v] = _chunk_step(cfg, w, g, s1, s2, chunks[2 * v], chunks[2 * v + 1],
+                                     n_decay, want_sq)
     else:
         with parallel(num_threads=n_threads):
             fp_enter()
             for v in prange(n_chunks, schedule="static"):
-                lo, hi = _chunk_range(v, n, band_mid, band_end, n_top, n_rest_1, n_bottom)
-                partial[v] = _chunk_step(cfg, w, g, s1, s2, lo, hi, n_decay, want_sq)
+                partial[v] = _chunk_step(cfg, w, g, s1, s2, chunks[2 * v], chunks[2 * v + 1],
+                                         n_decay, want_sq)
             fp_leave()
     for v in range(n_chunks):
         sq += partial[v]
     return sq
+
+
+def chunk_bounds(segments):
+    """The chunks of step() for the parameter ranges [lo, hi) in `segments`, in order:
+    an (n_chunks, 2) array of (lo, hi), each range cut into CHUNK-sized pieces."""
+    bounds = [(s, min(hi, s + CHUNK)) for lo, hi in segments for s in range(lo, hi, CHUNK)]
+    return np.array(bounds, dtype=np.intp).reshape(-1, 2)
 
 
 def _tuning(parallel_min=None):
@@ -325,12 +307,6 @@ def _tuning(parallel_min=None):
     if parallel_min is not None:
         PARALLEL_MIN = parallel_min
     return old
-
-
-def n_partials(Py_ssize_t n):
-    """Scratch doubles that step() needs for n parameters (one per chunk; a band splits
-    up to two chunks)."""
-    return (n + CHUNK - 1) // CHUNK + 2
 
 
 def _config(kind, lr, *, momentum=0.0, nesterov=False, beta_1=0.0, beta_2=0.0,
