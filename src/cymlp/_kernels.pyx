@@ -9,12 +9,16 @@ running sums behind the per-epoch training score.
 """
 import numpy as np
 from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint32_t, uint64_t
 from libc.math cimport erf, erff, exp, expf, expm1, expm1f, fabs, log, log1p, log1pf, logf, sqrt
 from libc.math cimport tanh, tanhf
 from libc.string cimport memcpy, memset
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
 from libc.stdio cimport fprintf, stderr
 from libc.stdlib cimport abort
+
+from ._openmp cimport omp_get_max_threads
 
 
 # exp for the float softmax, written so that the compiler can vectorize a loop of them
@@ -553,3 +557,59 @@ def _softmax_exp(const float[::1] x):
     for i in range(x.shape[0]):
         o[i] = _expf_nonpositive(x[i])
     return out
+
+
+# The scan behind the estimators' check that X has no NaN or infinity (scikit-learn's
+# check_array sums X in one thread instead: 11 ms of a 60000 x 784 float32 fit). A value
+# is not finite when its exponent bits are all ones; adding one to the lowest exponent
+# bit then carries into the sign bit. Only AND, ADD and OR: the loop vectorizes with
+# the baseline (SSE2) instructions.
+cdef extern from *:
+    """
+    static inline int cymlp_nonfinite32(const uint32_t* x, Py_ssize_t n) {
+        uint32_t acc = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            acc |= (x[i] & 0x7f800000u) + 0x00800000u;
+        return (acc >> 31) != 0;
+    }
+    static inline int cymlp_nonfinite64(const uint64_t* x, Py_ssize_t n) {
+        uint64_t acc = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            acc |= (x[i] & 0x7ff0000000000000ull) + 0x0010000000000000ull;
+        return (acc >> 63) != 0;
+    }
+    """
+    bint nonfinite32 "cymlp_nonfinite32" (const uint32_t* x, Py_ssize_t n) noexcept nogil
+    bint nonfinite64 "cymlp_nonfinite64" (const uint64_t* x, Py_ssize_t n) noexcept nogil
+
+
+cdef Py_ssize_t FINITE_CHUNK = 1 << 16  # values per chunk of the scan
+cdef Py_ssize_t FINITE_PARALLEL_MIN = 1 << 20  # smaller arrays are scanned in one thread
+
+
+def all_finite(x):
+    """Whether the float32 or float64 array x has no NaN and no infinity, or None where
+    this scan does not apply (another dtype, or not contiguous in memory): the caller
+    then checks another way. Large arrays are scanned by the OpenMP threads."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64) or not (
+            x.flags.c_contiguous or x.flags.f_contiguous):
+        return None
+    cdef Py_ssize_t n = x.size, c, n_chunks = (n + FINITE_CHUNK - 1) // FINITE_CHUNK
+    cdef int n_threads = omp_get_max_threads() if n >= FINITE_PARALLEL_MIN else 1
+    cdef int bad = 0
+    if n == 0:
+        return True
+    flat = x.reshape(-1, order="A").view(np.uint32 if x.dtype == np.float32 else np.uint64)
+    cdef const uint32_t[::1] x32
+    cdef const uint64_t[::1] x64
+    if x.dtype == np.float32:
+        x32 = flat
+        for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+            bad += nonfinite32(&x32[0] + c * FINITE_CHUNK,
+                               min(FINITE_CHUNK, n - c * FINITE_CHUNK))
+    else:
+        x64 = flat
+        for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
+            bad += nonfinite64(&x64[0] + c * FINITE_CHUNK,
+                               min(FINITE_CHUNK, n - c * FINITE_CHUNK))
+    return bad == 0
