@@ -514,6 +514,33 @@ def test_3d_y(name):
         _cy(name).fit(X, np.zeros((len(y), 2, 2)))
 
 
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([3, 7, 3, 3, 7]),  # binary: one column
+        np.array([2, -1, 9, 2, -1, 5], dtype=np.int8),
+        np.arange(12, dtype=np.uint16) % 10,
+        np.array([True, False, False, True, True]),
+        np.array(["b", "a", "c", "a", "b"]),  # not integers: the binarizer itself
+        np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0]]),  # multilabel
+    ],
+    ids=["binary", "int8", "uint16", "bool", "str", "multilabel"],
+)
+def test_targets_are_the_label_binarizers(y):
+    # integer labels are one-hot encoded without the binarizer's transform; the targets
+    # must be its own, for fit and for partial_fit batches holding some of the classes
+    from sklearn.preprocessing import LabelBinarizer
+
+    X = np.zeros((len(y), 2))
+    est = cymlp.MLPClassifier()
+    _, Y = est._validate_input(X, y, incremental=False, reset=True)
+    assert_array_equal(est.classes_, np.unique(y) if y.ndim == 1 else [0, 1])
+    assert_array_equal(Y, LabelBinarizer().fit(y).transform(y).astype(bool))
+    assert Y.dtype == bool
+    _, Y = est._validate_input(X[1:3], y[1:3], incremental=True, reset=False)
+    assert_array_equal(Y, LabelBinarizer().fit(y).transform(y[1:3]).astype(bool))
+
+
 def test_partial_fit_unknown_classes():
     X, y = iris()
     est = _cy("MLPClassifier", solver="sgd")
