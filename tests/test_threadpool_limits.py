@@ -208,10 +208,11 @@ def test_threadpool_limits_blas_kept_by_concurrent_calls(restore_blas_threads):
     assert _blas_threads() == original
 
 
+@pytest.mark.parametrize("batch_size", [32, 64])
 @pytest.mark.parametrize("thin_block", [0, 32])
-def test_thin_batch_blocks_do_not_depend_on_the_thread_count(thin_block):
-    # batches of 32 rows: with thin_block=32 (set where OpenBLAS has unpacked small-matrix
-    # kernels) the first layer's products are cut into 32-wide blocks
+def test_thin_batch_blocks_do_not_depend_on_the_thread_count(thin_block, batch_size):
+    # batches of up to 64 rows: with thin_block=32 (set where OpenBLAS has unpacked
+    # small-matrix kernels) the products are cut into 32-wide blocks
     rng = np.random.RandomState(0)
     X = rng.standard_normal((96, 300)).astype(np.float32)
     y = rng.randint(0, 3, 96)
@@ -221,7 +222,10 @@ def test_thin_batch_blocks_do_not_depend_on_the_thread_count(thin_block):
         for n_threads in (1, 2):
             with threadpool_limits(limits=n_threads, user_api="openmp"):
                 est = cymlp.MLPClassifier(
-                    hidden_layer_sizes=(256, 64), batch_size=32, max_iter=2, random_state=0
+                    hidden_layer_sizes=(256, 64),
+                    batch_size=batch_size,
+                    max_iter=2,
+                    random_state=0,
                 )
                 results.append(quiet_fit(est, X, y))
     finally:

@@ -177,13 +177,14 @@ cdef Py_ssize_t BN_SPLIT_MIN = 1 << 16  # values: batch normalization in column 
 # The block width for the products of a batch of at most THIN_ROWS rows, or 0 for BLOCK.
 # Set (to 32) where OpenBLAS multiplies small products without packing their operands
 # (its AVX-512 kernels, see _threads.blas_multiplies_small_unpacked): 32-wide blocks of a
-# 32-row batch are small enough for that path, and the first layer's weights are then
+# thin batch are small enough for that path, and the first layer's weights are then
 # no longer copied into OpenBLAS's packed format at every step (measured in interleaved
-# runs with the SkylakeX kernels: batch 32 5-9 % faster, batch 16 3-7 %; 32-wide blocks
-# at batch 64 were 1.5 % slower, hence THIN_ROWS; with the Haswell kernels, which pack
-# everything, 32-wide blocks made batch 32 7 % slower and batch 16 14 %).
+# runs with the SkylakeX kernels: batch 32 5-9 % faster, batch 16 3-7 %; with the
+# first layer in bands (dense_forward_banded), batch 64 4.5 % faster and batch 128 9 %
+# slower, hence THIN_ROWS; with the Haswell kernels, which pack everything, 32-wide
+# blocks made batch 32 7 % slower and batch 16 14 %).
 cdef Py_ssize_t THIN_BLOCK = 32 if blas_multiplies_small_unpacked() else 0
-cdef Py_ssize_t THIN_ROWS = 32
+cdef Py_ssize_t THIN_ROWS = 64
 
 
 def _tuning(block=None, split_min_flops=None, gather_split_min=None, thin_block=None):
