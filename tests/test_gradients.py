@@ -218,7 +218,7 @@ def test_gradient_wide_input_banded_first_layer(n_in, out, k, batch_norm):
     """Inputs this wide run the first layer's product in two bands of its rows, added
     afterwards (_engine.dense_forward_banded); the gradient is still _backprop's, and
     the objective is the one of prediction's forward pass (one GEMM per block).
-    n_in = 515: odd, and the bands are not a whole number of optimizer chunks."""
+    n_in = 515: odd, so the two bands differ in depth."""
     rng = np.random.RandomState(n_in + k)
     net = Network([n_in, 40, k], "tanh", out, np.float64, batch_norm=batch_norm)
     net.params[:] = rng.uniform(-0.1, 0.1, net.params.shape[0])

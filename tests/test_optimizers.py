@@ -259,9 +259,9 @@ def test_thread_count_does_not_change_steps(solver, dtype, parallel_step):
 @pytest.mark.parametrize("n_in", [60, 61])
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_threaded_step_matches_numpy_reference(solver, n_in, parallel_step):
-    """Several chunks, stepped in the order that keeps the first layer's two bands of rows
-    apart (_optim.step's band): every parameter is updated once. n_in = 61 puts the
-    bands' boundary inside a chunk."""
+    """Several chunks, stepped in the network's chunk order (the top half of every weight
+    matrix first, Network._step_chunks): every parameter is updated once. Neither half
+    is a whole number of chunks, and with n_in = 61 the halves differ in size."""
     rng = np.random.RandomState(n_in)
     X = rng.standard_normal((50, n_in))
     Y = rng.standard_normal((50, 3))
