@@ -170,8 +170,8 @@ cdef Py_ssize_t BLOCK = 128
 cdef double SPLIT_MIN_FLOPS = 1e6     # smaller products run as one BLAS call, no fork/join
 # Gathers of at least this many values are shared by the threads (at least two blocks of
 # at most 64 rows): from 1 << 14, batches of 32 and 64 rows of 784 features are shared,
-# 2-3 % faster fits (the rows come from all over memory, and each core keeps more
-# misses in flight)
+# 2-3 % faster fits (measured in interleaved runs; the rows come from all over memory,
+# so presumably two cores simply have twice the cache misses in flight)
 cdef Py_ssize_t GATHER_SPLIT_MIN = 1 << 14
 cdef Py_ssize_t BN_SPLIT_MIN = 1 << 16  # values: batch normalization in column blocks
 # The block width for the products of a batch of at most THIN_ROWS rows, or 0 for BLOCK.
@@ -236,6 +236,7 @@ cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
     if n_rows == 1 and n_cols == 1:  # under one block both ways: halves, if not too thin
         by_rows[0] = rows >= cols
         return 2 if max(rows, cols) >= 32 else 1
+    # a tie goes to row blocks, which write contiguous stretches of the output
     by_rows[0] = n_rows * cols <= n_cols * rows if n_rows > 1 and n_cols > 1 else n_rows > 1
     n = n_rows if by_rows[0] else n_cols
     return n + (n % 2)
@@ -301,12 +302,18 @@ cdef inline void backward_epilogue(floating* D, const floating* S, Py_ssize_t ld
 
 cdef void dense_forward(floating* A, const floating* X, const floating* W, const floating* b,
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
-                        floating* pre, const Net* net, int l, const Batch* rows) noexcept nogil:
+                        floating* pre, const Net* net, int l, const Batch* rows,
+                        floating* scratch) noexcept nogil:
     """A (nb, n_out) = act(X (nb, n_in) @ W (n_in, n_out) + b), then dropout when
     training (forward_epilogue; rows says which data rows these are); act < 0 skips the
-    epilogue. Softmax needs whole rows, so it is cut into row blocks only."""
+    epilogue. Softmax needs whole rows, so it is cut into row blocks only. Training
+    passes scratch (nb x n_out, free until the backward pass) for dense_forward_banded;
+    prediction passes NULL."""
     cdef bint by_rows
     cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, _block(nb), &by_rows)
+    if scratch != NULL and _banded(nb, n_in, n_out):
+        dense_forward_banded(A, X, W, b, nb, n_in, n_out, act, pre, net, l, rows, scratch)
+        return
     if act == SOFTMAX and not by_rows:
         by_rows = True
         n_blocks = min(n_blocks, nb)
@@ -347,7 +354,8 @@ cdef void dense_forward_banded(floating* A, const floating* X, const floating* W
                                const floating* b, Py_ssize_t nb, Py_ssize_t n_in,
                                Py_ssize_t n_out, int act, floating* pre, const Net* net,
                                int l, const Batch* rows, floating* scratch) noexcept nogil:
-    """dense_forward in training, cut along the inner dimension: A = X[:, :h] @ W[:h] and
+    """dense_forward in training (for the products _banded picks), cut along the inner
+    dimension: A = X[:, :h] @ W[:h] and
     scratch = X[:, h:] @ W[h:] (h = n_in // 2: two bands of W's rows), each in column
     blocks of the block width; then A += scratch and the epilogue, in row blocks.
     With two threads, each thread multiplies with one band: the same rows of W that it
@@ -518,14 +526,11 @@ cdef void input_forward(floating* A, const Batch* X, const floating* W, const fl
                         Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out, int act,
                         floating* pre, const Net* net, floating* scratch) noexcept nogil:
     """The first layer's dense_forward, reading CSR rows in place when X is sparse (cut
-    into row blocks; one block runs without a fork/join). Training passes scratch (nb x
-    n_out) for dense_forward_banded; prediction passes NULL."""
+    into row blocks; one block runs without a fork/join). scratch: as dense_forward's."""
     cdef Py_ssize_t blk, n_blocks = (nb + BLOCK - 1) // BLOCK
-    if X.dense != NULL and scratch != NULL and _banded(nb, n_in, n_out):
-        dense_forward_banded(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre,
-                             net, 1, X, scratch)
-    elif X.dense != NULL:
-        dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre, net, 1, X)
+    if X.dense != NULL:
+        dense_forward(A, <const floating*> X.dense, W, b, nb, n_in, n_out, act, pre, net, 1, X,
+                      scratch)
     elif n_blocks == 1:
         _csr_forward_block(A, X, W, b, 0, nb, n_in, n_out, act, pre, net)
     else:
@@ -583,12 +588,9 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
         if l == 1:
             input_forward(A, X0, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1], act,
                           pre, net, ws + net.d_off[1])  # D_l is free until the backward pass
-        elif _banded(nb, u[l - 1], u[l]):
-            dense_forward_banded(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
-                                 u[l - 1], u[l], act, pre, net, l, X0, ws + net.d_off[l])
         else:
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
-                          u[l - 1], u[l], act, pre, net, l, X0)
+                          u[l - 1], u[l], act, pre, net, l, X0, ws + net.d_off[l])
         if net.batch_norm and l < L:
             bn_forward(net, P, ws, l, nb, X0)
         A_prev = A
@@ -741,7 +743,7 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
             A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
             dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
                           u[l - 1], u[l], net.out_act if l == L else net.hidden_act,
-                          <floating*> NULL, net, l, &xb)
+                          <floating*> NULL, net, l, &xb, <floating*> NULL)
             A_prev = A
 
 
