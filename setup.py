@@ -49,7 +49,7 @@ extensions = [
     Extension(
         f"cymlp.{name}",
         [f"src/cymlp/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "src/cymlp"],
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
             ("CYMLP_DEBUG", "1" if DEBUG else "0"),

@@ -1,0 +1,205 @@
+"""The engine's GEMM: cymlp's AVX-512 float32 kernel against float64 numpy, and the
+routing between it and scipy's BLAS."""
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from scipy.linalg import blas as scipy_blas
+
+from cymlp import MLPClassifier, _blas
+
+needs_kernel = pytest.mark.skipif(
+    not _blas.own_sgemm_supported(), reason="this CPU has no AVX-512F"
+)
+
+
+@pytest.fixture
+def kernel_for_every_size():
+    """The kernel on, for products of any size; the previous routing restored after."""
+    enabled, min_size = _blas.own_sgemm(), _blas.own_sgemm_min_size()
+    _blas.own_sgemm(True, min_size=0)
+    yield
+    _blas.own_sgemm(enabled, min_size=min_size)
+
+
+@pytest.fixture
+def blas_only():
+    enabled = _blas.own_sgemm()
+    _blas.own_sgemm(False)
+    yield
+    _blas.own_sgemm(enabled)
+
+
+def operands(rng, m, n, k, trans_a, trans_b, pad=3):
+    """op(A) (m x k), op(B) (k x n) and C (m x n), each a view into a wider array (rows
+    further apart than their length), with NaN around C's view to show it is not
+    touched."""
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    A = rng.standard_normal((a_shape[0], a_shape[1] + pad), dtype=np.float32)
+    B = rng.standard_normal((b_shape[0], b_shape[1] + pad + 1), dtype=np.float32)
+    C = np.full((m, n + pad + 2), np.nan, dtype=np.float32)
+    return A[:, : a_shape[1]], B[:, : b_shape[1]], C
+
+
+def blas_product(gemm, A, B, trans_a=False, trans_b=False):
+    """op(A) op(B) by scipy's BLAS called as the engine calls it: row-major C is
+    column-major C^T = op(B)^T op(A)^T (the same sums in the same order)."""
+    return gemm(1.0, B.T, A.T, trans_a=trans_b, trans_b=trans_a).T
+
+
+def reference(alpha, A, B, beta, C0, trans_a, trans_b):
+    a = A.T if trans_a else A
+    b = B.T if trans_b else B
+    out = alpha * (a.astype(np.float64) @ b.astype(np.float64))
+    return out + beta * C0 if beta != 0 else out
+
+
+# rows: under, at and over the 8-row tile and the 512-row block; columns: under, at and
+# over the 16-wide half panel and the 32-wide panel; depth: under, at and over the
+# 256-deep slice, and 600 (three slices of 200)
+SHAPES = list(
+    itertools.product([1, 7, 8, 9, 40, 513], [1, 15, 16, 17, 32, 33, 70], [1, 5, 256, 257, 600])
+)
+
+
+@needs_kernel
+@pytest.mark.parametrize("trans_a, trans_b", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
+def test_kernel_matches_float64_products(kernel_for_every_size, trans_a, trans_b, beta):
+    rng = np.random.default_rng(0)
+    for m, n, k in SHAPES:
+        A, B, C = operands(rng, m, n, k, trans_a, trans_b)
+        view = C[:, :n]
+        if beta != 0:  # with beta = 0, C's NaN must not reach the result
+            view[:] = rng.standard_normal((m, n), dtype=np.float32)
+        before = C.copy()
+        _blas._gemm(trans_a, trans_b, 0.7, A, B, beta, view)
+        expected = reference(0.7, A, B, beta, before[:, :n], trans_a, trans_b)
+        # float32 sums of k products of standard normals: error ~ sqrt(k) ulps of ~sqrt(k)
+        np.testing.assert_allclose(
+            view, expected, rtol=0, atol=2e-6 * k + 1e-6, err_msg=f"m={m} n={n} k={k}"
+        )
+        assert_array_equal(C[:, n:], before[:, n:])  # nothing written beside the view
+
+
+@needs_kernel
+def test_kernel_is_deterministic_and_differs_from_blas(kernel_for_every_size):
+    # the same call gives the same bits; and the kernel really is what runs. Like
+    # OpenBLAS's, it sums each entry's products in order with fused multiply-adds, but
+    # cuts a depth over 256 into other slices (here 196 + 196), so the last bits differ.
+    rng = np.random.default_rng(1)
+    A, B, C = operands(rng, 256, 128, 392, False, False)
+    first, again = C[:, :128].copy(), C[:, :128].copy()
+    _blas._gemm(False, False, 1.0, A, B, 0.0, first)
+    _blas._gemm(False, False, 1.0, A, B, 0.0, again)
+    assert_array_equal(first, again)
+    by_blas = blas_product(scipy_blas.sgemm, A, B)
+    assert not np.array_equal(first, by_blas)
+    np.testing.assert_allclose(first, by_blas, rtol=0, atol=1e-3)
+
+
+def test_blas_runs_when_the_kernel_is_off(blas_only):
+    rng = np.random.default_rng(2)
+    A, B, C = operands(rng, 64, 48, 300, False, True)
+    out = C[:, :48]
+    _blas._gemm(False, True, 1.0, A, B, 0.0, out)
+    assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B, trans_b=True))
+
+
+@needs_kernel
+def test_small_products_go_to_blas():
+    # under the size threshold the BLAS multiplies: its bits exactly
+    min_size = _blas.own_sgemm_min_size()
+    rng = np.random.default_rng(3)
+    m, n, k = 16, 16, 16
+    assert m * n * k < min_size
+    A, B, C = operands(rng, m, n, k, False, False)
+    out = C[:, :n]
+    _blas._gemm(False, False, 1.0, A, B, 0.0, out)
+    assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B))
+
+
+def test_float64_products_use_blas():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((300, 200))
+    B = rng.standard_normal((200, 100))
+    C = np.zeros((300, 100))
+    _blas._gemm(False, False, 1.0, A, B, 0.0, C)
+    assert_array_equal(C, blas_product(scipy_blas.dgemm, A, B))
+
+
+def test_gemm_helper_rejects_bad_operands():
+    A = np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match="shapes"):
+        _blas._gemm(
+            False, False, 1.0, A, np.ones((4, 2), np.float32), 0.0, np.zeros((4, 2), np.float32)
+        )
+    with pytest.raises(ValueError, match="empty"):
+        _blas._gemm(
+            False,
+            False,
+            1.0,
+            np.ones((4, 0), np.float32),
+            np.ones((0, 2), np.float32),
+            0.0,
+            np.zeros((4, 2), np.float32),
+        )
+    with pytest.raises(ValueError, match="contiguous"):
+        _blas._gemm(
+            False,
+            False,
+            1.0,
+            np.ones((4, 6), np.float32)[:, ::2],
+            np.ones((3, 2), np.float32),
+            0.0,
+            np.zeros((4, 2), np.float32),
+        )
+
+
+@needs_kernel
+@pytest.mark.parametrize("batch_size", [32, 256])
+def test_fits_with_the_kernel_match_fits_with_blas(batch_size):
+    # every GEMM of training (bands of the first layer, weight and input gradients) and of
+    # prediction, through the kernel and through the BLAS: the same model to rounding.
+    # 1100 features: the first layer's bands are 550 deep, which the kernel cuts into
+    # other slices than OpenBLAS, so the bits differ and show that the kernel ran.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((512, 1100), dtype=np.float32)
+    y = (X[:, :5].sum(axis=1) > 0).astype(int) + (X[:, 5] > 1)
+    params = dict(
+        hidden_layer_sizes=(256, 64),
+        batch_size=batch_size,
+        max_iter=2,
+        random_state=0,
+        tol=0,
+        n_iter_no_change=np.inf,
+    )
+    enabled = _blas.own_sgemm()
+    try:
+        _blas.own_sgemm(True)
+        own = MLPClassifier(**params).fit(X, y)
+        p_own = own.predict_proba(X)
+        _blas.own_sgemm(False)
+        ref = MLPClassifier(**params).fit(X, y)
+        p_ref = ref.predict_proba(X)
+    finally:
+        _blas.own_sgemm(enabled)
+    assert not np.array_equal(own.coefs_[0], ref.coefs_[0])
+    for w_own, w_ref in zip(own.coefs_, ref.coefs_):
+        np.testing.assert_allclose(w_own, w_ref, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(p_own, p_ref, rtol=0, atol=1e-4)
+
+
+def test_environment_variable_selects_blas():
+    code = "from cymlp import _blas; print(_blas.own_sgemm())"
+    env = dict(os.environ, CYMLP_GEMM="blas")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
