@@ -21,10 +21,10 @@ needs_kernel = pytest.mark.skipif(
 @pytest.fixture
 def kernel_for_every_size():
     """The kernel on, for products of any size; the previous routing restored after."""
-    enabled, min_size = _blas.own_sgemm(), _blas.own_sgemm_min_size()
-    _blas.own_sgemm(True, min_size=0)
+    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
+    _blas.own_sgemm(True, small_to_blas=False)
     yield
-    _blas.own_sgemm(enabled, min_size=min_size)
+    _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
 
 
 @pytest.fixture
@@ -113,15 +113,36 @@ def test_blas_runs_when_the_kernel_is_off(blas_only):
 
 
 @needs_kernel
-def test_small_products_go_to_blas():
-    # under the size threshold the BLAS multiplies: its bits exactly
-    min_size = _blas.own_sgemm_min_size()
-    rng = np.random.default_rng(3)
-    m, n, k = 16, 16, 16
-    assert m * n * k < min_size
-    A, B, C = operands(rng, m, n, k, False, False)
-    out = C[:, :n]
-    _blas._gemm(False, False, 1.0, A, B, 0.0, out)
+def test_routing_between_kernel_and_blas():
+    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
+    try:
+        _blas.own_sgemm(True, small_to_blas=True)
+        assert _blas.kernel_takes(False, 64, 64, 64)  # 2^18
+        assert not _blas.kernel_takes(False, 64, 64, 63)  # under 2^18
+        assert _blas.kernel_takes(True, 512, 512, 64)  # a weight gradient over 64 rows
+        assert not _blas.kernel_takes(True, 512, 512, 63)  # ... over 63: shallow
+        assert _blas.kernel_takes(False, 512, 512, 32)  # shallow, but not a gradient
+        _blas.own_sgemm(small_to_blas=False)
+        assert _blas.kernel_takes(False, 1, 1, 1)
+        assert _blas.kernel_takes(True, 512, 512, 1)
+        assert not _blas.kernel_takes(False, 0, 1, 1)  # empty products never
+        _blas.own_sgemm(False)
+        assert not _blas.kernel_takes(False, 512, 512, 512)
+    finally:
+        _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
+
+
+@needs_kernel
+def test_small_products_give_blas_bits():
+    # what the routing sends to the BLAS gets OpenBLAS's bits exactly
+    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
+    _blas.own_sgemm(True, small_to_blas=True)
+    try:
+        A, B, C = operands(np.random.default_rng(3), 16, 16, 16, False, False)
+        out = C[:, :16]
+        _blas._gemm(False, False, 1.0, A, B, 0.0, out)
+    finally:
+        _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
     assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B))
 
 

@@ -24,14 +24,25 @@ cdef extern from "_sgemm_avx512.h" nogil:
 # environment variable CYMLP_GEMM=blas asks for the BLAS everywhere.
 cdef bint OWN_SGEMM = (sgemm_avx512_supported() != 0
                        and os.environ.get("CYMLP_GEMM", "").lower() != "blas")
-# ... and are at least this large (m n k). OpenBLAS's AVX-512 kernels multiply products
-# under 2^20 without packing them; alone, with warm caches, they are then as fast as the
-# kernel or faster (32 x 128 x 192: 163 GF/s against 157). From 2^20 they pack both
-# operands at every call and the kernel is 15-60 % faster (32 x 128 x 256: 148 against 92
-# GF/s; 256 x 128 x 392: 187 against 143). Inside a fit the kernel already wins from
-# 2^18 (batch 64: 0.33 s against 0.39 s with 2^20); digits, whose products are all
-# smaller, runs as fast as before. Other OpenBLAS kernels pack every product.
-cdef double OWN_SGEMM_MIN = 1 << 18 if blas_multiplies_small_unpacked() else 0
+# Where OpenBLAS runs its AVX-512 kernels, it multiplies products under 2^20 (m n k)
+# without packing their operands, and it keeps those where it is as fast as the kernel:
+# products under SMALL_SIZE, and weight gradients (op(A) = A^T) less than SMALL_TN_DEPTH
+# deep (batches under 64 rows). Alone, with warm caches, OpenBLAS is as fast or faster
+# there (32 x 128 x 192: 163 GF/s against 157; a 56 x 256 gradient over 32 rows: 146
+# against 128); from 2^20 it packs both operands at every call and the kernel is 15-60 %
+# faster (32 x 128 x 256: 148 against 92 GF/s; 256 x 128 x 392: 187 against 143). In
+# whole fits the kernel already wins from 2^18 (batch 64: 0.31 s against 0.35 s with
+# 2^20), and batch 32 is 5 % slower with its gradients on the kernel. Other OpenBLAS
+# kernels pack every product, and the kernel takes them all.
+cdef bint SMALL_TO_BLAS = blas_multiplies_small_unpacked()
+cdef double SMALL_SIZE = 1 << 18
+cdef int SMALL_TN_DEPTH = 64
+
+
+cdef inline bint _kernel_takes(bint trans_a, int m, int n, int k) noexcept nogil:
+    """Whether a float32 product goes to the AVX-512 kernel."""
+    return OWN_SGEMM and m > 0 and n > 0 and k > 0 and not (
+        SMALL_TO_BLAS and (<double> m * n * k < SMALL_SIZE or trans_a and k < SMALL_TN_DEPTH))
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -42,7 +53,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     if floating is float:
-        if OWN_SGEMM and m > 0 and n > 0 and k > 0 and <double> m * n * k >= OWN_SGEMM_MIN:
+        if _kernel_takes(trans_a, m, n, k):
             sgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
             sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
@@ -52,16 +63,16 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
               &beta, C, &ldc)
 
 
-def own_sgemm(enable=None, min_size=None):
+def own_sgemm(enable=None, small_to_blas=None):
     """Whether float32 products run on cymlp's AVX-512 kernel (else on scipy's BLAS).
     enable=False switches to the BLAS, True back to the kernel where the CPU has it;
-    min_size sets the smallest product (m n k) given to the kernel (for tests and
-    measurements; not while a fit runs)."""
-    global OWN_SGEMM, OWN_SGEMM_MIN
+    small_to_blas=False gives the kernel the small products too, True gives them back to
+    the BLAS (for tests and measurements; not while a fit runs)."""
+    global OWN_SGEMM, SMALL_TO_BLAS
     if enable is not None:
         OWN_SGEMM = bool(enable) and sgemm_avx512_supported() != 0
-    if min_size is not None:
-        OWN_SGEMM_MIN = min_size
+    if small_to_blas is not None:
+        SMALL_TO_BLAS = bool(small_to_blas)
     return bool(OWN_SGEMM)
 
 
@@ -70,9 +81,15 @@ def own_sgemm_supported():
     return sgemm_avx512_supported() != 0
 
 
-def own_sgemm_min_size():
-    """The smallest product (m n k) that float32 GEMMs give to the kernel."""
-    return OWN_SGEMM_MIN
+def kernel_takes(trans_a, m, n, k):
+    """Whether gemm gives a float32 product op(A) (m x k) op(B) (k x n) to the kernel."""
+    return _kernel_takes(trans_a, m, n, k)
+
+
+def small_products_to_blas():
+    """Whether products under 2^18 (m n k) and weight gradients less than 64 deep go to
+    the BLAS."""
+    return bool(SMALL_TO_BLAS)
 
 
 def _gemm(bint trans_a, bint trans_b, double alpha, floating[:, :] A, floating[:, :] B,
