@@ -173,7 +173,8 @@ static CYMLP_AVX512 void cymlp_pack_transposed_rows(const float* A, long lda, lo
    of MC rows, whose slice of A stays in L2 while the panels pass over it. With op(A) =
    A^T, whose rows are columns of A (one float from each of kc rows of A, kc pages apart
    for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
-   copied into Ap first and reused by every panel. */
+   copied into Ap first and reused by every panel; in place when there is only one panel
+   (the output layer's gradient, 10 columns: the copy took as long as the product). */
 static CYMLP_AVX512 void cymlp_sgemm_avx512(int trans_a, int trans_b, long M, long N, long K,
                                             float alpha, const float* A, long lda,
                                             const float* B, long ldb, float beta, float* C,
@@ -184,7 +185,7 @@ static CYMLP_AVX512 void cymlp_sgemm_avx512(int trans_a, int trans_b, long M, lo
     size_t ap_size = (size_t) ((M < CYMLP_MC_T ? (M + CYMLP_MR - 1) / CYMLP_MR * CYMLP_MR
                                                : CYMLP_MC_T)
                                * ((K + n_slices - 1) / n_slices) * sizeof(float) + 63) / 64 * 64;
-    float* Ap = trans_a ? (float*) aligned_alloc(64, ap_size) : NULL;
+    float* Ap = trans_a && N > CYMLP_NR ? (float*) aligned_alloc(64, ap_size) : NULL;
     long block = Ap != NULL ? CYMLP_MC_T : CYMLP_MC;
     long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
     long s, k0, kc, j0, nc, i1, mc, i0, mr;
