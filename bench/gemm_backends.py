@@ -1,12 +1,15 @@
 """How fast are other GEMM libraries on the network's own shapes?
 
 The engine calls one internal interface, ``cymlp._blas.gemm`` (row-major, float32 or
-float64), which today goes to scipy's OpenBLAS through ``scipy.linalg.cython_blas``. This
-script measures what another backend would give on the GEMMs of one training step of the
-784-256-128-10 network, at batch 256 and batch 32, single-threaded (the way the engine
-calls BLAS: one thread per output block) and multi-threaded:
+float64), which goes to cymlp's own AVX-512 kernel for float32 products where the CPU has
+it, and to scipy's OpenBLAS through ``scipy.linalg.cython_blas`` otherwise. This script
+measures what each backend gives on the GEMMs of one training step of the 784-256-128-10
+network, at batch 256 and batch 32, single-threaded (the way the engine calls them: one
+thread per output block) and multi-threaded:
 
-- scipy's OpenBLAS (``scipy.linalg.blas.sgemm``), what cymlp uses;
+- cymlp's kernel (``cymlp._blas._gemm`` with every size given to the kernel), single-
+  threaded only: the engine shares the blocks of a product among its threads itself;
+- scipy's OpenBLAS (``scipy.linalg.blas.sgemm``), what cymlp uses for the rest;
 - BLIS (``pip install blis``: the ``blis`` package's ``blis.py.gemm``), if installed;
 - Intel MKL (``pip install mkl``: ``cblas_sgemm`` from ``libmkl_rt`` through ctypes), if
   installed;
@@ -57,6 +60,24 @@ def scipy_backend():
         # row-major C = op(A) op(B) is column-major C.T = op(B).T op(A).T: no copies
         sgemm(1.0, B.T, A.T, 0.0, C.T, trans_a=tb, trans_b=ta, overwrite_c=1)
 
+    return run
+
+
+def cymlp_backend():
+    from cymlp import _blas
+
+    if not _blas.own_sgemm_supported():
+        raise ImportError("this CPU has no AVX-512F")
+    _blas.own_sgemm(True, small_to_blas=False)
+
+    def run(A, B, C, ta, tb):
+        _blas._gemm(bool(ta), bool(tb), 1.0, A, B, 0.0, C)
+
+    def set_threads(threads):
+        if threads != 1:
+            raise RuntimeError("single-threaded; the engine threads around it")
+
+    run.set_threads = set_threads
     return run
 
 
@@ -145,6 +166,7 @@ def time_step(run, batch, threads, min_time=0.5):
 
 
 BACKENDS = {
+    "cymlp kernel": cymlp_backend,
     "scipy OpenBLAS": scipy_backend,
     "BLIS": blis_backend,
     "MKL": mkl_backend,
@@ -182,6 +204,8 @@ def main():
                 )
                 if proc.returncode == 0:
                     cells.append(proc.stdout.strip())
+                elif "single-threaded" in proc.stderr:
+                    cells.append("–")
                 else:
                     lines = proc.stderr.strip().splitlines()
                     cells.append("n/a: " + (lines[-1] if lines else "?")[:60])

@@ -224,3 +224,48 @@ def test_environment_variable_selects_blas():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+GUARDED_RUN = r"""
+import ctypes, itertools, mmap, sys
+import numpy as np
+from cymlp import _blas
+
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+def guarded(rows, cols, rng):
+    # a float32 array whose first byte follows an inaccessible page and whose last byte
+    # is followed by one: any read or write outside it is a segmentation fault
+    nbytes = rows * cols * 4
+    pages = -(-nbytes // PAGE)
+    buf = mmap.mmap(-1, (pages + 2) * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    for page in (0, pages + 1):
+        assert libc.mprotect(base + page * PAGE, PAGE, 0) == 0
+    keep.append(buf)
+    for offset in ((pages + 1) * PAGE - nbytes, PAGE):  # flush with the end, then the start
+        a = np.frombuffer(buf, np.float32, rows * cols, offset).reshape(rows, cols)
+        a[:] = rng.standard_normal((rows, cols), dtype=np.float32)
+        yield a
+
+_blas.own_sgemm(True, small_to_blas=False)
+rng = np.random.default_rng(0)
+for m, n, k in itertools.product([1, 9, 40, 513], [1, 17, 33], [1, 257]):
+    for ta, tb in itertools.product([False, True], repeat=2):
+        for A, B, C in zip(guarded(*((k, m) if ta else (m, k)), rng),
+                           guarded(*((n, k) if tb else (k, n)), rng), guarded(m, n, rng)):
+            _blas._gemm(ta, tb, 1.0, A, B, 1.0, C)
+print("ok")
+"""
+
+
+@needs_kernel
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect via ctypes")
+def test_kernel_stays_inside_its_operands():
+    # valgrind's CPU has no AVX-512, so the memcheck cannot run the kernel: guard pages
+    # on both sides of every operand stand in for it
+    out = subprocess.run([sys.executable, "-c", GUARDED_RUN], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
