@@ -160,7 +160,8 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t coun
 
 # Threads. The engine runs one OpenMP pool and keeps BLAS at one thread (two pools that
 # spin starve each other on few cores). A large GEMM is cut into fixed blocks of output
-# rows or columns (BLOCK or 2 BLOCK wide: _plan), one single-threaded BLAS call each,
+# rows or columns (BLOCK or 2 BLOCK wide: _plan), one single-threaded call each (to
+# cymlp's AVX-512 kernel for float32 where the CPU has it, else to BLAS: _blas.pyx),
 # shared among the threads; the elementwise work that follows a GEMM runs on each block
 # while it is in cache. Block sizes depend only on the shapes (and, for thin batches, on
 # the BLAS's kernels: THIN_BLOCK), so no result depends on the number of threads. Each
@@ -220,8 +221,9 @@ cdef inline Py_ssize_t _plan(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t k,
                              Py_ssize_t block, bint* by_rows) noexcept nogil:
     """How to cut a rows x cols GEMM output (inner size k): the number of blocks, and
     whether they are row blocks. Every block packs the operand it shares with the others
-    again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks), so cut
-    the way that packs less; an even count keeps two threads evenly loaded. A product
+    again (op(B), k x cols, for row blocks; op(A), rows x k, for column blocks: OpenBLAS
+    packs both, cymlp's kernel op(B) and a transposed op(A)), so cut the way that packs
+    less; an even count keeps two threads evenly loaded. A product
     worth splitting that fits in one block both ways is halved (two threads, not one).
     Tall products (prediction's chunks, L-BFGS's) take row blocks twice as tall again,
     which pack op(B) half as often (measured: predicting 60000 rows 4 % faster).

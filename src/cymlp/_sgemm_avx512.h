@@ -4,22 +4,25 @@
    engine calls it from its OpenMP threads, one output block each, like the BLAS it
    replaces there. Why not OpenBLAS: on the engine's blocks (a few hundred rows and
    columns) OpenBLAS copies both operands into its packed formats at every call; here
-   op(B) is copied once per 32-column panel and reused by every row, and A is read
-   where it lies.
+   op(B) is copied once per 32-column panel and reused by every row of A, and A is read
+   where it lies (A^T, in weight gradients, is copied once per block of rows).
 
-   The loop nest: K in slices of KC, N in panels of NR = 32 columns (two 16-float
-   vectors), M in tiles of MR = 8 rows. A panel of op(B) (KC x 32 floats, 32 KB) is copied
-   contiguously into a stack buffer, where it stays in L1 while every row tile of A runs
-   over it; the 8 x 32 tile of C lives in 16 vector registers; each step along K
-   broadcasts one element of each of A's 8 rows and multiplies it into two vectors of
-   the panel.
+   The loop nest: M in blocks (cymlp_sgemm_avx512), K in near-equal slices of at most
+   KC, N in panels of NR = 32 columns (two 16-float vectors), then tiles of MR = 8 rows.
+   A panel of op(B) (up to KC x 32 floats, 32 KB) is copied contiguously into a stack
+   buffer, where it stays in L1 while every row tile of the block runs over it; the
+   8 x 32 tile of C lives in 16 vector registers; each step along K broadcasts one
+   element of each of the tile's 8 rows of op(A) and multiplies it into the panel's two
+   vectors.
 
    Edges: a panel narrower than 32 columns is padded with zeros and stored through a
-   mask; a tile of fewer than 8 rows repeats its last row in the unused registers and
-   does not store them, so no load leaves the operands' extent.
+   mask (at most 16 columns: one vector, cymlp_tile_half); a tile of fewer than 8 rows
+   repeats its last row of A (or reads zeros, when copied) in the unused registers and
+   does not store them, so no load or store leaves the operands' extent.
 
-   Results are deterministic (each C entry sums its K products in order, in KC slices)
-   but not bit-identical to OpenBLAS's. */
+   Results are deterministic: each entry of C sums its K products in order with fused
+   multiply-adds, as OpenBLAS's kernels do, so products at most KC deep mostly give
+   OpenBLAS's bits; deeper ones are sliced differently and differ in the last bits. */
 #ifndef CYMLP_SGEMM_AVX512_H
 #define CYMLP_SGEMM_AVX512_H
 
@@ -121,40 +124,32 @@ static inline CYMLP_AVX512 void cymlp_store_tile(const __m512* acc, float* C, lo
     }
 }
 
-static CYMLP_AVX512 void cymlp_tile(long kc, const float* A, long ars, long aks,
-                                    const float* Bp, float* C, long ldc, long mr, long nc,
-                                    float alpha, float beta, int first) {
-    CYMLP_ROWS(CYMLP_ROW_PTR)
-    CYMLP_ROWS(CYMLP_ROW_ZERO)
-    __m512 acc[2 * CYMLP_MR];
-    long k;
-    for (k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(Bp + CYMLP_NR * k);
-        __m512 b1 = _mm512_load_ps(Bp + CYMLP_NR * k + 16);
-        CYMLP_ROWS(CYMLP_ROW_FMA2)
+/* The two tiles: their loops differ only in the panel vectors loaded and multiplied. */
+#define CYMLP_DEFINE_TILE(NAME, LOAD_PANEL, ROW_FMA)                                    \
+    static CYMLP_AVX512 void NAME(long kc, const float* A, long ars, long aks,          \
+                                  const float* Bp, float* C, long ldc, long mr, long nc, \
+                                  float alpha, float beta, int first) {                 \
+        CYMLP_ROWS(CYMLP_ROW_PTR)                                                       \
+        CYMLP_ROWS(CYMLP_ROW_ZERO)                                                      \
+        __m512 acc[2 * CYMLP_MR];                                                       \
+        long k;                                                                         \
+        for (k = 0; k < kc; k++) {                                                      \
+            LOAD_PANEL                                                                  \
+            CYMLP_ROWS(ROW_FMA)                                                         \
+        }                                                                               \
+        CYMLP_ROWS(CYMLP_ROW_SAVE)                                                      \
+        cymlp_store_tile(acc, C, ldc, mr, nc, alpha, beta, first);                      \
     }
-    CYMLP_ROWS(CYMLP_ROW_SAVE)
-    cymlp_store_tile(acc, C, ldc, mr, nc, alpha, beta, first);
-}
+#define CYMLP_LOAD_TWO                                                                  \
+    __m512 b0 = _mm512_load_ps(Bp + CYMLP_NR * k);                                      \
+    __m512 b1 = _mm512_load_ps(Bp + CYMLP_NR * k + 16);
+#define CYMLP_LOAD_ONE __m512 b0 = _mm512_load_ps(Bp + CYMLP_NR * k);
+CYMLP_DEFINE_TILE(cymlp_tile, CYMLP_LOAD_TWO, CYMLP_ROW_FMA2)
+CYMLP_DEFINE_TILE(cymlp_tile_half, CYMLP_LOAD_ONE, CYMLP_ROW_FMA1)
 
-static CYMLP_AVX512 void cymlp_tile_half(long kc, const float* A, long ars, long aks,
-                                         const float* Bp, float* C, long ldc, long mr,
-                                         long nc, float alpha, float beta, int first) {
-    CYMLP_ROWS(CYMLP_ROW_PTR)
-    CYMLP_ROWS(CYMLP_ROW_ZERO)
-    __m512 acc[2 * CYMLP_MR];
-    long k;
-    for (k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(Bp + CYMLP_NR * k);
-        CYMLP_ROWS(CYMLP_ROW_FMA1)
-    }
-    CYMLP_ROWS(CYMLP_ROW_SAVE)
-    cymlp_store_tile(acc, C, ldc, mr, nc, alpha, beta, first);
-}
-
-/* Ap[(8 t + k) 8 + r]... : the rows i0 .. i0 + mr of op(A) = A^T, columns k0 .. k0 + kc,
-   copied tile by tile (CYMLP_MR rows, k-major: Ap[t][k][r]), rows past mr zero. Row i of
-   A^T is column i of A, so each k gives one contiguous run of A's row k0 + k. */
+/* Ap[(t kc + k) MR + r] = op(A)[i0 + t MR + r, k0 + k] for op(A) = A^T: rows i0 .. i0 + mr
+   of A^T, columns k0 .. k0 + kc, copied tile by tile (MR rows each, k-major), zero past
+   mr. Row i of A^T is column i of A, so each k reads one contiguous run of row k0 + k. */
 static CYMLP_AVX512 void cymlp_pack_transposed_rows(const float* A, long lda, long i0,
                                                     long mr, long k0, long kc, float* Ap) {
     long t, k;
