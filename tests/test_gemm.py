@@ -60,9 +60,10 @@ def reference(alpha, A, B, beta, C0, trans_a, trans_b):
     return out + beta * C0 if beta != 0 else out
 
 
-# rows: under, at and over the 8-row tile and the 512-row block; columns: under, at and
-# over the 16-wide half panel and the 32-wide panel; depth: under, at and over the
-# 256-deep slice, and 600 (three slices of 200)
+# rows: under, at and over the 8-row tile, and over the 128-row (A^T copied) and 512-row
+# (A in place) blocks; columns: under, at and over the 16-wide half panel and the 32-wide
+# panel (A^T is copied from 33 columns); depth: under, at and over the 256-deep slice,
+# and 600 (three slices of 200)
 SHAPES = list(
     itertools.product([1, 7, 8, 9, 40, 513], [1, 15, 16, 17, 32, 33, 70], [1, 5, 256, 257, 600])
 )
