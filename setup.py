@@ -10,6 +10,7 @@ the same serial build, with a warning, instead of a failed build: before buildin
 OpenMP program is compiled and linked with the compiler and flags of the build.
 """
 
+import glob
 import os
 import sys
 import tempfile
@@ -45,11 +46,13 @@ directives = {
 }
 
 modules = ["_blas", "_kernels", "_optim", "_engine"]
+HEADERS = sorted(glob.glob("src/cymlp/*.h"))  # the GEMM kernel (_blas.pyx includes it)
 extensions = [
     Extension(
         f"cymlp.{name}",
         [f"src/cymlp/{name}.pyx"],
         include_dirs=[np.get_include(), "src/cymlp"],
+        depends=HEADERS,  # an edit to the C headers alone rebuilds too
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
             ("CYMLP_DEBUG", "1" if DEBUG else "0"),

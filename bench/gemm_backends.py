@@ -1,8 +1,8 @@
 """How fast are other GEMM libraries on the network's own shapes?
 
 The engine calls one internal interface, ``cymlp._blas.gemm`` (row-major, float32 or
-float64), which goes to cymlp's own AVX-512 kernel for float32 products where the CPU has
-it, and to scipy's OpenBLAS through ``scipy.linalg.cython_blas`` otherwise. This script
+float64), which goes to cymlp's own AVX-512 kernel where the CPU has it, and to scipy's
+OpenBLAS through ``scipy.linalg.cython_blas`` otherwise. This script
 measures what each backend gives on the GEMMs of one training step of the 784-256-128-10
 network, at batch 256 and batch 32, single-threaded (the way the engine calls them: one
 thread per output block) and multi-threaded:
@@ -66,9 +66,9 @@ def scipy_backend():
 def cymlp_backend():
     from cymlp import _blas
 
-    if not _blas.own_sgemm_supported():
+    if not _blas.own_gemm_supported():
         raise ImportError("this CPU has no AVX-512F")
-    _blas.own_sgemm(True, small_to_blas=False)
+    _blas.own_gemm(True, small_to_blas=False)
 
     def run(A, B, C, ta, tb):
         _blas._gemm(bool(ta), bool(tb), 1.0, A, B, 0.0, C)

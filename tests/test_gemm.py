@@ -1,5 +1,5 @@
-"""The engine's GEMM: cymlp's AVX-512 float32 kernel against float64 numpy, and the
-routing between it and scipy's BLAS."""
+"""The engine's GEMM: cymlp's AVX-512 kernel (float32 and float64) against products in
+higher precision, and the routing between it and scipy's BLAS."""
 
 import itertools
 import os
@@ -13,37 +13,35 @@ from scipy.linalg import blas as scipy_blas
 
 from cymlp import MLPClassifier, _blas
 
-needs_kernel = pytest.mark.skipif(
-    not _blas.own_sgemm_supported(), reason="this CPU has no AVX-512F"
-)
+needs_kernel = pytest.mark.skipif(not _blas.own_gemm_supported(), reason="this CPU has no AVX-512F")
 
 
 @pytest.fixture
 def kernel_for_every_size():
     """The kernel on, for products of any size; the previous routing restored after."""
-    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
-    _blas.own_sgemm(True, small_to_blas=False)
+    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
+    _blas.own_gemm(True, small_to_blas=False)
     yield
-    _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
+    _blas.own_gemm(enabled, small_to_blas=small_to_blas)
 
 
 @pytest.fixture
 def blas_only():
-    enabled = _blas.own_sgemm()
-    _blas.own_sgemm(False)
+    enabled = _blas.own_gemm()
+    _blas.own_gemm(False)
     yield
-    _blas.own_sgemm(enabled)
+    _blas.own_gemm(enabled)
 
 
-def operands(rng, m, n, k, trans_a, trans_b, pad=3):
+def operands(rng, m, n, k, trans_a, trans_b, pad=3, dtype=np.float32):
     """op(A) (m x k), op(B) (k x n) and C (m x n), each a view into a wider array (rows
     further apart than their length), with NaN around C's view to show it is not
     touched."""
     a_shape = (k, m) if trans_a else (m, k)
     b_shape = (n, k) if trans_b else (k, n)
-    A = rng.standard_normal((a_shape[0], a_shape[1] + pad), dtype=np.float32)
-    B = rng.standard_normal((b_shape[0], b_shape[1] + pad + 1), dtype=np.float32)
-    C = np.full((m, n + pad + 2), np.nan, dtype=np.float32)
+    A = rng.standard_normal((a_shape[0], a_shape[1] + pad), dtype=dtype)
+    B = rng.standard_normal((b_shape[0], b_shape[1] + pad + 1), dtype=dtype)
+    C = np.full((m, n + pad + 2), np.nan, dtype=dtype)
     return A[:, : a_shape[1]], B[:, : b_shape[1]], C
 
 
@@ -54,10 +52,13 @@ def blas_product(gemm, A, B, trans_a=False, trans_b=False):
 
 
 def reference(alpha, A, B, beta, C0, trans_a, trans_b):
-    a = A.T if trans_a else A
-    b = B.T if trans_b else B
-    out = alpha * (a.astype(np.float64) @ b.astype(np.float64))
-    return out + beta * C0 if beta != 0 else out
+    """alpha op(A) op(B) + beta C0 in more precision than the operands': float64 for
+    float32, long double (x86's 80-bit) for float64."""
+    wide = np.float64 if A.dtype == np.float32 else np.longdouble
+    a = (A.T if trans_a else A).astype(wide)
+    b = (B.T if trans_b else B).astype(wide)
+    out = wide(alpha) * (a @ b)
+    return out + wide(beta) * C0 if beta != 0 else out
 
 
 # rows: under, at and over the 8-row tile, and over the 128-row (A^T copied) and 512-row
@@ -70,21 +71,23 @@ SHAPES = list(
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a, trans_b", list(itertools.product([False, True], repeat=2)))
 @pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
-def test_kernel_matches_float64_products(kernel_for_every_size, trans_a, trans_b, beta):
+def test_kernel_matches_exact_products(kernel_for_every_size, trans_a, trans_b, beta, dtype):
     rng = np.random.default_rng(0)
+    eps = np.finfo(dtype).eps
     for m, n, k in SHAPES:
-        A, B, C = operands(rng, m, n, k, trans_a, trans_b)
+        A, B, C = operands(rng, m, n, k, trans_a, trans_b, dtype=dtype)
         view = C[:, :n]
         if beta != 0:  # with beta = 0, C's NaN must not reach the result
-            view[:] = rng.standard_normal((m, n), dtype=np.float32)
+            view[:] = rng.standard_normal((m, n), dtype=dtype)
         before = C.copy()
         _blas._gemm(trans_a, trans_b, 0.7, A, B, beta, view)
         expected = reference(0.7, A, B, beta, before[:, :n], trans_a, trans_b)
-        # float32 sums of k products of standard normals: error ~ sqrt(k) ulps of ~sqrt(k)
+        # sums of k products of standard normals: error ~ sqrt(k) ulps of ~sqrt(k)
         np.testing.assert_allclose(
-            view, expected, rtol=0, atol=2e-6 * k + 1e-6, err_msg=f"m={m} n={n} k={k}"
+            view, expected, rtol=0, atol=16 * eps * k + 8 * eps, err_msg=f"m={m} n={n} k={k}"
         )
         assert_array_equal(C[:, n:], before[:, n:])  # nothing written beside the view
 
@@ -105,55 +108,47 @@ def test_kernel_is_deterministic_and_differs_from_blas(kernel_for_every_size):
     np.testing.assert_allclose(first, by_blas, rtol=0, atol=1e-3)
 
 
-def test_blas_runs_when_the_kernel_is_off(blas_only):
+@pytest.mark.parametrize("dtype, blas_gemm", [(np.float32, "sgemm"), (np.float64, "dgemm")])
+def test_blas_runs_when_the_kernel_is_off(blas_only, dtype, blas_gemm):
     rng = np.random.default_rng(2)
-    A, B, C = operands(rng, 64, 48, 300, False, True)
+    A, B, C = operands(rng, 64, 48, 300, False, True, dtype=dtype)
     out = C[:, :48]
     _blas._gemm(False, True, 1.0, A, B, 0.0, out)
-    assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B, trans_b=True))
+    assert_array_equal(out, blas_product(getattr(scipy_blas, blas_gemm), A, B, trans_b=True))
 
 
 @needs_kernel
 def test_routing_between_kernel_and_blas():
-    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
+    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
     try:
-        _blas.own_sgemm(True, small_to_blas=True)
+        _blas.own_gemm(True, small_to_blas=True)
         assert _blas.kernel_takes(False, 64, 64, 64)  # 2^18
         assert not _blas.kernel_takes(False, 64, 64, 63)  # under 2^18
         assert _blas.kernel_takes(True, 512, 512, 64)  # a weight gradient over 64 rows
         assert not _blas.kernel_takes(True, 512, 512, 63)  # ... over 63: shallow
         assert _blas.kernel_takes(False, 512, 512, 32)  # shallow, but not a gradient
-        _blas.own_sgemm(small_to_blas=False)
+        _blas.own_gemm(small_to_blas=False)
         assert _blas.kernel_takes(False, 1, 1, 1)
         assert _blas.kernel_takes(True, 512, 512, 1)
         assert not _blas.kernel_takes(False, 0, 1, 1)  # empty products never
-        _blas.own_sgemm(False)
+        _blas.own_gemm(False)
         assert not _blas.kernel_takes(False, 512, 512, 512)
     finally:
-        _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
+        _blas.own_gemm(enabled, small_to_blas=small_to_blas)
 
 
 @needs_kernel
 def test_small_products_give_blas_bits():
     # what the routing sends to the BLAS gets OpenBLAS's bits exactly
-    enabled, small_to_blas = _blas.own_sgemm(), _blas.small_products_to_blas()
-    _blas.own_sgemm(True, small_to_blas=True)
+    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
+    _blas.own_gemm(True, small_to_blas=True)
     try:
         A, B, C = operands(np.random.default_rng(3), 16, 16, 16, False, False)
         out = C[:, :16]
         _blas._gemm(False, False, 1.0, A, B, 0.0, out)
     finally:
-        _blas.own_sgemm(enabled, small_to_blas=small_to_blas)
+        _blas.own_gemm(enabled, small_to_blas=small_to_blas)
     assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B))
-
-
-def test_float64_products_use_blas():
-    rng = np.random.default_rng(4)
-    A = rng.standard_normal((300, 200))
-    B = rng.standard_normal((200, 100))
-    C = np.zeros((300, 100))
-    _blas._gemm(False, False, 1.0, A, B, 0.0, C)
-    assert_array_equal(C, blas_product(scipy_blas.dgemm, A, B))
 
 
 def test_gemm_helper_rejects_bad_operands():
@@ -185,14 +180,15 @@ def test_gemm_helper_rejects_bad_operands():
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [32, 256])
-def test_fits_with_the_kernel_match_fits_with_blas(batch_size):
+def test_fits_with_the_kernel_match_fits_with_blas(batch_size, dtype):
     # every GEMM of training (bands of the first layer, weight and input gradients) and of
     # prediction, through the kernel and through the BLAS: the same model to rounding.
     # 1100 features: the first layer's bands are 550 deep, which the kernel cuts into
     # other slices than OpenBLAS, so the bits differ and show that the kernel ran.
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((512, 1100), dtype=np.float32)
+    X = rng.standard_normal((512, 1100)).astype(dtype)
     y = (X[:, :5].sum(axis=1) > 0).astype(int) + (X[:, 5] > 1)
     params = dict(
         hidden_layer_sizes=(256, 64),
@@ -202,24 +198,26 @@ def test_fits_with_the_kernel_match_fits_with_blas(batch_size):
         tol=0,
         n_iter_no_change=np.inf,
     )
-    enabled = _blas.own_sgemm()
+    enabled = _blas.own_gemm()
     try:
-        _blas.own_sgemm(True)
+        _blas.own_gemm(True)
         own = MLPClassifier(**params).fit(X, y)
         p_own = own.predict_proba(X)
-        _blas.own_sgemm(False)
+        _blas.own_gemm(False)
         ref = MLPClassifier(**params).fit(X, y)
         p_ref = ref.predict_proba(X)
     finally:
-        _blas.own_sgemm(enabled)
+        _blas.own_gemm(enabled)
+    assert own.coefs_[0].dtype == dtype
     assert not np.array_equal(own.coefs_[0], ref.coefs_[0])
+    tol = 1e-4 if dtype == np.float32 else 1e-12
     for w_own, w_ref in zip(own.coefs_, ref.coefs_):
-        np.testing.assert_allclose(w_own, w_ref, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(p_own, p_ref, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(w_own, w_ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(p_own, p_ref, rtol=0, atol=tol)
 
 
 def test_environment_variable_selects_blas():
-    code = "from cymlp import _blas; print(_blas.own_sgemm())"
+    code = "from cymlp import _blas; print(_blas.own_gemm())"
     env = dict(os.environ, CYMLP_GEMM="blas")
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -237,10 +235,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 keep = []
 
-def guarded(rows, cols, rng):
-    # a float32 array whose first byte follows an inaccessible page and whose last byte
-    # is followed by one: any read or write outside it is a segmentation fault
-    nbytes = rows * cols * 4
+def guarded(rows, cols, rng, dtype):
+    # an array whose first byte follows an inaccessible page and whose last byte is
+    # followed by one: any read or write outside it is a segmentation fault
+    nbytes = rows * cols * np.dtype(dtype).itemsize
     pages = -(-nbytes // PAGE)
     buf = mmap.mmap(-1, (pages + 2) * PAGE)
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
@@ -248,17 +246,18 @@ def guarded(rows, cols, rng):
         assert libc.mprotect(base + page * PAGE, PAGE, 0) == 0
     keep.append(buf)
     for offset in ((pages + 1) * PAGE - nbytes, PAGE):  # flush with the end, then the start
-        a = np.frombuffer(buf, np.float32, rows * cols, offset).reshape(rows, cols)
-        a[:] = rng.standard_normal((rows, cols), dtype=np.float32)
+        a = np.frombuffer(buf, dtype, rows * cols, offset).reshape(rows, cols)
+        a[:] = rng.standard_normal((rows, cols), dtype=dtype)
         yield a
 
-_blas.own_sgemm(True, small_to_blas=False)
+_blas.own_gemm(True, small_to_blas=False)
 rng = np.random.default_rng(0)
-for m, n, k in itertools.product([1, 9, 40, 513], [1, 17, 33], [1, 257]):
-    for ta, tb in itertools.product([False, True], repeat=2):
-        for A, B, C in zip(guarded(*((k, m) if ta else (m, k)), rng),
-                           guarded(*((n, k) if tb else (k, n)), rng), guarded(m, n, rng)):
-            _blas._gemm(ta, tb, 1.0, A, B, 1.0, C)
+shapes = itertools.product([1, 9, 40, 513], [1, 9, 17, 33], [1, 257])
+for (m, n, k), ta, tb, dt in itertools.product(
+        shapes, [False, True], [False, True], [np.float32, np.float64]):
+    for A, B, C in zip(guarded(*((k, m) if ta else (m, k)), rng, dt),
+                       guarded(*((n, k) if tb else (k, n)), rng, dt), guarded(m, n, rng, dt)):
+        _blas._gemm(ta, tb, 1.0, A, B, 1.0, C)
 print("ok")
 """
 

@@ -1,5 +1,5 @@
-"""Row-major GEMM: cymlp's own AVX-512 kernel for float32 where the CPU has it
-(_sgemm_avx512.h), else scipy's Fortran BLAS.
+"""Row-major GEMM: cymlp's own AVX-512 kernel where the CPU has it (_gemm_avx512.h),
+else scipy's Fortran BLAS.
 
 BLAS is column-major; a row-major matrix is the transpose of a column-major one, so
 C = op(A) op(B) in row-major is C^T = op(B)^T op(A)^T in column-major: call gemm with the
@@ -13,17 +13,20 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 from ._threads import blas_multiplies_small_unpacked
 
 
-cdef extern from "_sgemm_avx512.h" nogil:
-    void sgemm_avx512 "cymlp_sgemm_avx512" (
+cdef extern from "_gemm_avx512.h" nogil:
+    void sgemm_avx512 "cymlp_gemm_avx512_s" (
         int trans_a, int trans_b, long m, long n, long k, float alpha, const float* A,
         long lda, const float* B, long ldb, float beta, float* C, long ldc) noexcept
-    int sgemm_avx512_supported "cymlp_sgemm_avx512_supported" () noexcept
+    void dgemm_avx512 "cymlp_gemm_avx512_d" (
+        int trans_a, int trans_b, long m, long n, long k, double alpha, const double* A,
+        long lda, const double* B, long ldb, double beta, double* C, long ldc) noexcept
+    int gemm_avx512_supported "cymlp_gemm_avx512_supported" () noexcept
 
 
-# Whether float32 products go to the AVX-512 kernel: where the CPU runs it, unless the
+# Whether products go to the AVX-512 kernel: where the CPU runs it, unless the
 # environment variable CYMLP_GEMM=blas asks for the BLAS everywhere.
-cdef bint OWN_SGEMM = (sgemm_avx512_supported() != 0
-                       and os.environ.get("CYMLP_GEMM", "").lower() != "blas")
+cdef bint OWN_GEMM = (gemm_avx512_supported() != 0
+                      and os.environ.get("CYMLP_GEMM", "").lower() != "blas")
 # Where OpenBLAS runs its AVX-512 kernels, it multiplies products under 2^20 (m n k)
 # without packing their operands, and it keeps those where it is as fast as the kernel:
 # products under SMALL_SIZE, and weight gradients (op(A) = A^T) less than SMALL_TN_DEPTH
@@ -40,8 +43,8 @@ cdef int SMALL_TN_DEPTH = 64
 
 
 cdef inline bint _kernel_takes(bint trans_a, int m, int n, int k) noexcept nogil:
-    """Whether a float32 product goes to the AVX-512 kernel."""
-    return OWN_SGEMM and m > 0 and n > 0 and k > 0 and not (
+    """Whether a product goes to the AVX-512 kernel."""
+    return OWN_GEMM and m > 0 and n > 0 and k > 0 and not (
         SMALL_TO_BLAS and (<double> m * n * k < SMALL_SIZE or trans_a and k < SMALL_TN_DEPTH))
 
 
@@ -52,37 +55,39 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     """C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C, all row-major."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    if floating is float:
-        if _kernel_takes(trans_a, m, n, k):
+    if _kernel_takes(trans_a, m, n, k):
+        if floating is float:
             sgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
-            sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
-                  &beta, C, &ldc)
+            dgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    elif floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
+              &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> B, &ldb, <double*> A, &lda,
               &beta, C, &ldc)
 
 
-def own_sgemm(enable=None, small_to_blas=None):
-    """Whether float32 products run on cymlp's AVX-512 kernel (else on scipy's BLAS).
+def own_gemm(enable=None, small_to_blas=None):
+    """Whether products run on cymlp's AVX-512 kernel (else on scipy's BLAS).
     enable=False switches to the BLAS, True back to the kernel where the CPU has it;
     small_to_blas=False gives the kernel the small products too, True gives them back to
     the BLAS (for tests and measurements; not while a fit runs)."""
-    global OWN_SGEMM, SMALL_TO_BLAS
+    global OWN_GEMM, SMALL_TO_BLAS
     if enable is not None:
-        OWN_SGEMM = bool(enable) and sgemm_avx512_supported() != 0
+        OWN_GEMM = bool(enable) and gemm_avx512_supported() != 0
     if small_to_blas is not None:
         SMALL_TO_BLAS = bool(small_to_blas)
-    return bool(OWN_SGEMM)
+    return bool(OWN_GEMM)
 
 
-def own_sgemm_supported():
-    """Whether this CPU runs the AVX-512 kernel (whatever own_sgemm says)."""
-    return sgemm_avx512_supported() != 0
+def own_gemm_supported():
+    """Whether this CPU runs the AVX-512 kernel (whatever own_gemm says)."""
+    return gemm_avx512_supported() != 0
 
 
 def kernel_takes(trans_a, m, n, k):
-    """Whether gemm gives a float32 product op(A) (m x k) op(B) (k x n) to the kernel."""
+    """Whether gemm gives a product op(A) (m x k) op(B) (k x n) to the kernel."""
     return _kernel_takes(trans_a, m, n, k)
 
 

@@ -161,7 +161,7 @@ cdef inline void _gather(const Rows* src, const Py_ssize_t* idx, Py_ssize_t coun
 # Threads. The engine runs one OpenMP pool and keeps BLAS at one thread (two pools that
 # spin starve each other on few cores). A large GEMM is cut into fixed blocks of output
 # rows or columns (BLOCK or 2 BLOCK wide: _plan), one single-threaded call each (to
-# cymlp's AVX-512 kernel for float32 where the CPU has it, else to BLAS: _blas.pyx),
+# cymlp's AVX-512 kernel where the CPU has it, else to BLAS: _blas.pyx),
 # shared among the threads; the elementwise work that follows a GEMM runs on each block
 # while it is in cache. Block sizes depend only on the shapes (and, for thin batches, on
 # the BLAS's kernels: THIN_BLOCK), so no result depends on the number of threads. Each

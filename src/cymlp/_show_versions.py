@@ -44,7 +44,7 @@ def _get_info() -> dict[str, Any]:
             "debug build": bool(_kernels.DEBUG_BUILD),
             "OpenMP": bool(_engine.OPENMP_BUILD),
             "optimizer loops": _optim._loops(),
-            "float32 GEMM": _gemm_description(_blas),
+            "GEMM": _gemm_description(_blas),
             "location": str(cymlp.__path__[0]),
         },
         "Threadpool info": threadpool_info(),
@@ -52,9 +52,9 @@ def _get_info() -> dict[str, Any]:
 
 
 def _gemm_description(blas: Any) -> str:
-    """Which code multiplies float32 matrices: cymlp's AVX-512 kernel or the BLAS."""
-    if not blas.own_sgemm():
-        why = "this CPU has no AVX-512F" if not blas.own_sgemm_supported() else "CYMLP_GEMM=blas"
+    """Which code multiplies matrices: cymlp's AVX-512 kernel or the BLAS."""
+    if not blas.own_gemm():
+        why = "this CPU has no AVX-512F" if not blas.own_gemm_supported() else "CYMLP_GEMM=blas"
         return f"BLAS ({why})"
     if blas.small_products_to_blas():
         return "cymlp AVX-512 kernel (BLAS for products under 2^18 and shallow gradients)"
@@ -72,8 +72,8 @@ def show_versions() -> None:
     Prints the Python version and platform; the versions of cymlp, numpy, scipy,
     scikit-learn, threadpoolctl, joblib and pandas (None where not installed); whether
     cymlp's compiled extensions are a debug build (``CYMLP_DEBUG=1``), which variant of
-    the optimizer's loops this CPU runs ("avx2" or "baseline"), whether float32 matrix
-    products run on cymlp's AVX-512 kernel or on the BLAS, and where the package lives;
+    the optimizer's loops this CPU runs ("avx2" or "baseline"), whether matrix products
+    run on cymlp's AVX-512 kernel or on the BLAS, and where the package lives;
     and, as threadpoolctl reports them, the BLAS and OpenMP libraries loaded in this
     process with the number of threads each would use.
 

@@ -1,0 +1,155 @@
+/* The body of cymlp's AVX-512 GEMM for one element type, included once per type by
+   _gemm_avx512.h, which defines first:
+     CYMLP_T            the element type (float, double)
+     CYMLP_V            its 512-bit vector type (__m512, __m512d)
+     CYMLP_MASK         a mask of that many lanes (__mmask16, __mmask8)
+     CYMLP_W            lanes per vector (16, 8)
+     CYMLP_OP(op)       the intrinsic _mm512_<op>_ps / _pd
+     CYMLP_FN(name)     name with the type's suffix (_s, _d)
+     CYMLP_INDEX, CYMLP_ROW_INDEX(ld), CYMLP_GATHER(index, p)
+                        a vector of W offsets, the offsets 0, ld, ..., (W - 1) ld, and a
+                        gather of the W values at p + those offsets
+   A panel is NR = 2 W columns wide (two vectors): 32 floats or 16 doubles. */
+#define CYMLP_NR (2 * CYMLP_W)
+
+/* The mask of the first n (0..W) lanes. */
+static inline CYMLP_AVX512 CYMLP_MASK CYMLP_FN(cymlp_lanes)(long n) {
+    return n >= CYMLP_W ? (CYMLP_MASK) ((1u << CYMLP_W) - 1)
+                        : n <= 0 ? (CYMLP_MASK) 0 : (CYMLP_MASK) ((1u << n) - 1);
+}
+
+/* Bp[NR k + j] = op(B)[k0 + k, j0 + j] for k < kc, j < nc; zero for nc <= j < NR.
+   op(B) = B (trans_b = 0): row k0 + k of B, NR consecutive values;
+   op(B) = B^T: column k0 + k of rows j0 .. j0 + nc of B. */
+static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_panel)(int trans_b, const CYMLP_T* B, long ldb,
+                                                    long k0, long kc, long j0, long nc,
+                                                    CYMLP_T* Bp) {
+    long k, j;
+    if (!trans_b) {
+        CYMLP_MASK m0 = CYMLP_FN(cymlp_lanes)(nc), m1 = CYMLP_FN(cymlp_lanes)(nc - CYMLP_W);
+        for (k = 0; k < kc; k++) {
+            const CYMLP_T* src = B + (k0 + k) * ldb + j0;
+            CYMLP_OP(store)(Bp + CYMLP_NR * k, CYMLP_OP(maskz_loadu)(m0, src));
+            CYMLP_OP(store)(Bp + CYMLP_NR * k + CYMLP_W,
+                            CYMLP_OP(maskz_loadu)(m1, src + CYMLP_W));
+        }
+        return;
+    }
+    if (nc == CYMLP_NR && ldb <= 0x3FFFFFF) { /* NR full rows: gather a column at a time */
+        CYMLP_INDEX rows = CYMLP_ROW_INDEX(ldb);
+        const CYMLP_T* top = B + j0 * ldb + k0;
+        const CYMLP_T* bottom = top + CYMLP_W * ldb;
+        for (k = 0; k < kc; k++) {
+            CYMLP_OP(store)(Bp + CYMLP_NR * k, CYMLP_GATHER(rows, top + k));
+            CYMLP_OP(store)(Bp + CYMLP_NR * k + CYMLP_W, CYMLP_GATHER(rows, bottom + k));
+        }
+        return;
+    }
+    for (j = 0; j < CYMLP_NR; j++) {
+        const CYMLP_T* src = B + (j0 + j) * ldb + k0;
+        if (j < nc)
+            for (k = 0; k < kc; k++)
+                Bp[CYMLP_NR * k + j] = src[k];
+        else
+            for (k = 0; k < kc; k++)
+                Bp[CYMLP_NR * k + j] = 0;
+    }
+}
+
+/* Store the accumulated tile acc (row r: acc[2r], acc[2r + 1]) into C. */
+static inline CYMLP_AVX512 void CYMLP_FN(cymlp_store_tile)(const CYMLP_V* acc, CYMLP_T* C,
+                                                           long ldc, long mr, long nc,
+                                                           CYMLP_T alpha, CYMLP_T beta,
+                                                           int first) {
+    CYMLP_MASK m0 = CYMLP_FN(cymlp_lanes)(nc), m1 = CYMLP_FN(cymlp_lanes)(nc - CYMLP_W);
+    CYMLP_V al = CYMLP_OP(set1)(alpha), be = CYMLP_OP(set1)(first ? beta : 1);
+    int read_c = !first || beta != 0; /* beta = 0: C is not read (it may hold NaN) */
+    long r;
+    for (r = 0; r < mr; r++) {
+        CYMLP_T* cr = C + r * ldc;
+        CYMLP_V x0 = CYMLP_OP(mul)(al, acc[2 * r]), x1 = CYMLP_OP(mul)(al, acc[2 * r + 1]);
+        if (read_c) {
+            x0 = CYMLP_OP(fmadd)(be, CYMLP_OP(maskz_loadu)(m0, cr), x0);
+            x1 = CYMLP_OP(fmadd)(be, CYMLP_OP(maskz_loadu)(m1, cr + CYMLP_W), x1);
+        }
+        CYMLP_OP(mask_storeu)(cr, m0, x0);
+        if (nc > CYMLP_W)
+            CYMLP_OP(mask_storeu)(cr + CYMLP_W, m1, x1);
+    }
+}
+
+/* C[0:mr, 0:nc] = alpha * sum_k op(A)[r, k] Bp[k, :] + (first ? beta C : C), where
+   op(A)[r, k] = A[r ars + k aks]: cymlp_tile for more than W columns (two vectors per
+   row), cymlp_tile_half for up to W (one vector: a narrow tail is not computed twice as
+   wide). */
+CYMLP_DEFINE_TILE(CYMLP_FN(cymlp_tile), CYMLP_LOAD_TWO, CYMLP_ROW_FMA2)
+CYMLP_DEFINE_TILE(CYMLP_FN(cymlp_tile_half), CYMLP_LOAD_ONE, CYMLP_ROW_FMA1)
+
+/* Ap[(t kc + k) MR + r] = op(A)[i0 + t MR + r, k0 + k] for op(A) = A^T: rows i0 .. i0 + mr
+   of A^T, columns k0 .. k0 + kc, copied tile by tile (MR rows each, k-major), zero past
+   mr. Row i of A^T is column i of A, so each k reads one contiguous run of row k0 + k. */
+static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_transposed_rows)(const CYMLP_T* A, long lda,
+                                                              long i0, long mr, long k0,
+                                                              long kc, CYMLP_T* Ap) {
+    CYMLP_MASK tile = CYMLP_FN(cymlp_lanes)(CYMLP_MR);
+    long t, k;
+    for (t = 0; t * CYMLP_MR < mr; t++) {
+        CYMLP_MASK rows = CYMLP_FN(cymlp_lanes)(
+            mr - t * CYMLP_MR < CYMLP_MR ? mr - t * CYMLP_MR : CYMLP_MR);
+        const CYMLP_T* src = A + k0 * lda + i0 + t * CYMLP_MR;
+        CYMLP_T* dst = Ap + t * kc * CYMLP_MR;
+        for (k = 0; k < kc; k++)
+            CYMLP_OP(mask_storeu)(dst + k * CYMLP_MR, tile,
+                                  CYMLP_OP(maskz_loadu)(rows, src + k * lda));
+    }
+}
+
+/* The GEMM; M, N, K > 0. Rows of C in blocks: with A read in place (op(A) = A), blocks
+   of MC rows, whose slice of A stays in L2 while the panels pass over it. With op(A) =
+   A^T, whose rows are columns of A (one value from each of kc rows of A, kc pages apart
+   for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
+   copied into Ap first and reused by every panel; in place when there is only one panel
+   (the output layer's gradient, 10 columns: the copy took as long as the product). */
+static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, long M, long N,
+                                                     long K, CYMLP_T alpha, const CYMLP_T* A,
+                                                     long lda, const CYMLP_T* B, long ldb,
+                                                     CYMLP_T beta, CYMLP_T* C, long ldc) {
+    CYMLP_T Bp[CYMLP_KC * CYMLP_NR] __attribute__((aligned(64)));
+    long n_slices = (K + CYMLP_KC - 1) / CYMLP_KC; /* K in near-equal slices <= KC */
+    /* on the heap (up to MC_T x KC values); should that fail, A^T is read in place */
+    size_t ap_size = (size_t) ((M < CYMLP_MC_T ? (M + CYMLP_MR - 1) / CYMLP_MR * CYMLP_MR
+                                               : CYMLP_MC_T)
+                               * ((K + n_slices - 1) / n_slices) * sizeof(CYMLP_T) + 63)
+                     / 64 * 64;
+    CYMLP_T* Ap = trans_a && N > CYMLP_NR ? (CYMLP_T*) aligned_alloc(64, ap_size) : NULL;
+    long block = Ap != NULL ? CYMLP_MC_T : CYMLP_MC;
+    long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
+    long s, k0, kc, j0, nc, i1, mc, i0, mr;
+    for (i1 = 0; i1 < M; i1 += block) {
+        mc = M - i1 < block ? M - i1 : block;
+        for (s = 0; s < n_slices; s++) {
+            k0 = s * K / n_slices;
+            kc = (s + 1) * K / n_slices - k0;
+            if (Ap != NULL)
+                CYMLP_FN(cymlp_pack_transposed_rows)(A, lda, i1, mc, k0, kc, Ap);
+            for (j0 = 0; j0 < N; j0 += CYMLP_NR) {
+                nc = N - j0 < CYMLP_NR ? N - j0 : CYMLP_NR;
+                CYMLP_FN(cymlp_pack_panel)(trans_b, B, ldb, k0, kc, j0, nc, Bp);
+                for (i0 = i1; i0 < i1 + mc; i0 += CYMLP_MR) {
+                    mr = i1 + mc - i0 < CYMLP_MR ? i1 + mc - i0 : CYMLP_MR;
+                    if (Ap != NULL)
+                        (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
+                            kc, Ap + (i0 - i1) * kc, 1, CYMLP_MR, Bp, C + i0 * ldc + j0, ldc,
+                            mr, nc, alpha, beta, s == 0);
+                    else
+                        (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
+                            kc, A + i0 * ars + k0 * aks, ars, aks, Bp, C + i0 * ldc + j0, ldc,
+                            mr, nc, alpha, beta, s == 0);
+                }
+            }
+        }
+    }
+    free(Ap);
+}
+
+#undef CYMLP_NR
