@@ -35,8 +35,9 @@ cdef bint OWN_GEMM = (gemm_avx512_supported() != 0
 # against 128); from 2^20 it packs both operands at every call and the kernel is 15-60 %
 # faster (32 x 128 x 256: 148 against 92 GF/s; 256 x 128 x 392: 187 against 143). In
 # whole fits the kernel already wins from 2^18 (batch 64: 0.34 s against 0.39 s with
-# 2^20), and batch 32 is 5 % slower with its gradients on the kernel. Other OpenBLAS
-# kernels pack every product, and the kernel takes them all.
+# 2^20), and batch 32 is 5 % slower with its gradients on the kernel. (Measured in
+# float32; float64 fits, under the same rule, measured the same with every product on
+# the kernel.) Other OpenBLAS kernels pack every product, and the kernel takes them all.
 cdef bint SMALL_TO_BLAS = blas_multiplies_small_unpacked()
 cdef double SMALL_SIZE = 1 << 18
 cdef int SMALL_TN_DEPTH = 64
