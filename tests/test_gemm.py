@@ -17,20 +17,21 @@ needs_kernel = pytest.mark.skipif(not _blas.own_gemm_supported(), reason="this C
 
 
 @pytest.fixture
-def kernel_for_every_size():
-    """The kernel on, for products of any size; the previous routing restored after."""
-    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
-    _blas.own_gemm(True, small_to_blas=False)
-    yield
-    _blas.own_gemm(enabled, small_to_blas=small_to_blas)
+def routing():
+    """_blas.own_gemm, to set the routing with; the previous routing restored after."""
+    saved = _blas.own_gemm(), _blas.small_products_to_blas()
+    yield _blas.own_gemm
+    _blas.own_gemm(*saved)
 
 
 @pytest.fixture
-def blas_only():
-    enabled = _blas.own_gemm()
-    _blas.own_gemm(False)
-    yield
-    _blas.own_gemm(enabled)
+def kernel_for_every_size(routing):
+    routing(True, small_to_blas=False)
+
+
+@pytest.fixture
+def blas_only(routing):
+    routing(False)
 
 
 def operands(rng, m, n, k, trans_a, trans_b, pad=3, dtype=np.float32):
@@ -118,36 +119,28 @@ def test_blas_runs_when_the_kernel_is_off(blas_only, dtype, blas_gemm):
 
 
 @needs_kernel
-def test_routing_between_kernel_and_blas():
-    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
-    try:
-        _blas.own_gemm(True, small_to_blas=True)
-        assert _blas.kernel_takes(False, 64, 64, 64)  # 2^18
-        assert not _blas.kernel_takes(False, 64, 64, 63)  # under 2^18
-        assert _blas.kernel_takes(True, 512, 512, 64)  # a weight gradient over 64 rows
-        assert not _blas.kernel_takes(True, 512, 512, 63)  # ... over 63: shallow
-        assert _blas.kernel_takes(False, 512, 512, 32)  # shallow, but not a gradient
-        _blas.own_gemm(small_to_blas=False)
-        assert _blas.kernel_takes(False, 1, 1, 1)
-        assert _blas.kernel_takes(True, 512, 512, 1)
-        assert not _blas.kernel_takes(False, 0, 1, 1)  # empty products never
-        _blas.own_gemm(False)
-        assert not _blas.kernel_takes(False, 512, 512, 512)
-    finally:
-        _blas.own_gemm(enabled, small_to_blas=small_to_blas)
+def test_routing_between_kernel_and_blas(routing):
+    routing(True, small_to_blas=True)
+    assert _blas.kernel_takes(False, 64, 64, 64)  # 2^18
+    assert not _blas.kernel_takes(False, 64, 64, 63)  # under 2^18
+    assert _blas.kernel_takes(True, 512, 512, 64)  # a weight gradient over 64 rows
+    assert not _blas.kernel_takes(True, 512, 512, 63)  # ... over 63: shallow
+    assert _blas.kernel_takes(False, 512, 512, 32)  # shallow, but not a gradient
+    routing(small_to_blas=False)
+    assert _blas.kernel_takes(False, 1, 1, 1)
+    assert _blas.kernel_takes(True, 512, 512, 1)
+    assert not _blas.kernel_takes(False, 0, 1, 1)  # empty products never
+    routing(False)
+    assert not _blas.kernel_takes(False, 512, 512, 512)
 
 
 @needs_kernel
-def test_small_products_give_blas_bits():
+def test_small_products_give_blas_bits(routing):
     # what the routing sends to the BLAS gets OpenBLAS's bits exactly
-    enabled, small_to_blas = _blas.own_gemm(), _blas.small_products_to_blas()
-    _blas.own_gemm(True, small_to_blas=True)
-    try:
-        A, B, C = operands(np.random.default_rng(3), 16, 16, 16, False, False)
-        out = C[:, :16]
-        _blas._gemm(False, False, 1.0, A, B, 0.0, out)
-    finally:
-        _blas.own_gemm(enabled, small_to_blas=small_to_blas)
+    routing(True, small_to_blas=True)
+    A, B, C = operands(np.random.default_rng(3), 16, 16, 16, False, False)
+    out = C[:, :16]
+    _blas._gemm(False, False, 1.0, A, B, 0.0, out)
     assert_array_equal(out, blas_product(scipy_blas.sgemm, A, B))
 
 
@@ -182,7 +175,7 @@ def test_gemm_helper_rejects_bad_operands():
 @needs_kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [32, 256])
-def test_fits_with_the_kernel_match_fits_with_blas(batch_size, dtype):
+def test_fits_with_the_kernel_match_fits_with_blas(routing, batch_size, dtype):
     # every GEMM of training (bands of the first layer, weight and input gradients) and of
     # prediction, through the kernel and through the BLAS: the same model to rounding.
     # 1100 features: the first layer's bands are 550 deep, which the kernel cuts into
@@ -198,16 +191,12 @@ def test_fits_with_the_kernel_match_fits_with_blas(batch_size, dtype):
         tol=0,
         n_iter_no_change=np.inf,
     )
-    enabled = _blas.own_gemm()
-    try:
-        _blas.own_gemm(True)
-        own = MLPClassifier(**params).fit(X, y)
-        p_own = own.predict_proba(X)
-        _blas.own_gemm(False)
-        ref = MLPClassifier(**params).fit(X, y)
-        p_ref = ref.predict_proba(X)
-    finally:
-        _blas.own_gemm(enabled)
+    routing(True)
+    own = MLPClassifier(**params).fit(X, y)
+    p_own = own.predict_proba(X)
+    routing(False)
+    ref = MLPClassifier(**params).fit(X, y)
+    p_ref = ref.predict_proba(X)
     assert own.coefs_[0].dtype == dtype
     assert not np.array_equal(own.coefs_[0], ref.coefs_[0])
     tol = 1e-4 if dtype == np.float32 else 1e-12

@@ -22,8 +22,9 @@
    does not store them, so no load or store leaves the operands' extent.
 
    Results are deterministic: each entry of C sums its K products in order with fused
-   multiply-adds, as OpenBLAS's kernels do, so products at most KC deep mostly give
-   OpenBLAS's bits; deeper ones are sliced differently and differ in the last bits. */
+   multiply-adds, as OpenBLAS's kernels do, so products at most KC deep can give
+   OpenBLAS's bits (the fits checked here did); deeper ones are sliced differently and
+   differ in the last bits (tests/test_gemm.py). */
 #ifndef CYMLP_GEMM_AVX512_H
 #define CYMLP_GEMM_AVX512_H
 
@@ -35,7 +36,6 @@
 
 #if CYMLP_HAVE_GEMM_AVX512
 #include <immintrin.h>
-#include <stdlib.h>
 
 #define CYMLP_MR 8
 #define CYMLP_KC 256

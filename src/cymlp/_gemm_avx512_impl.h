@@ -104,11 +104,17 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_transposed_rows)(const CYMLP_T* A, 
     }
 }
 
+/* Each thread's copy of a block of A^T (MC_T x KC values: 128 KB of floats, 256 KB of
+   doubles), thread-local rather than on the stack (too large for small thread stacks)
+   or allocated per call (the engine allocates nothing inside its epoch loop). */
+static __thread CYMLP_T CYMLP_FN(cymlp_transposed_block)[CYMLP_MC_T * CYMLP_KC]
+    __attribute__((aligned(64)));
+
 /* The GEMM; M, N, K > 0. Rows of C in blocks: with A read in place (op(A) = A), blocks
    of MC rows, whose slice of A stays in L2 while the panels pass over it. With op(A) =
    A^T, whose rows are columns of A (one value from each of kc rows of A, kc pages apart
    for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
-   copied into Ap first and reused by every panel; in place when there is only one panel
+   copied into the thread's block buffer first and reused by every panel; in place when there is only one panel
    (the output layer's gradient, 10 columns: the copy took as long as the product). */
 static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, long M, long N,
                                                      long K, CYMLP_T alpha, const CYMLP_T* A,
@@ -116,12 +122,7 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
                                                      CYMLP_T beta, CYMLP_T* C, long ldc) {
     CYMLP_T Bp[CYMLP_KC * CYMLP_NR] __attribute__((aligned(64)));
     long n_slices = (K + CYMLP_KC - 1) / CYMLP_KC; /* K in near-equal slices <= KC */
-    /* on the heap (up to MC_T x KC values); should that fail, A^T is read in place */
-    size_t ap_size = (size_t) ((M < CYMLP_MC_T ? (M + CYMLP_MR - 1) / CYMLP_MR * CYMLP_MR
-                                               : CYMLP_MC_T)
-                               * ((K + n_slices - 1) / n_slices) * sizeof(CYMLP_T) + 63)
-                     / 64 * 64;
-    CYMLP_T* Ap = trans_a && N > CYMLP_NR ? (CYMLP_T*) aligned_alloc(64, ap_size) : NULL;
+    CYMLP_T* Ap = trans_a && N > CYMLP_NR ? CYMLP_FN(cymlp_transposed_block) : NULL;
     long block = Ap != NULL ? CYMLP_MC_T : CYMLP_MC;
     long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
     long s, k0, kc, j0, nc, i1, mc, i0, mr;
@@ -149,7 +150,6 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
             }
         }
     }
-    free(Ap);
 }
 
 #undef CYMLP_NR
