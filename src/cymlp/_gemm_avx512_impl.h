@@ -56,6 +56,21 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_panel)(int trans_b, const CYMLP_T* 
     }
 }
 
+/* Ask for rows r0 .. r0 + nr of A, columns k0 .. k0 + kc, to be brought into L2
+   (prefetches never fault, and these addresses lie inside A anyway). */
+static inline CYMLP_AVX512 void CYMLP_FN(cymlp_prefetch_rows)(const CYMLP_T* A, long lda,
+                                                              long r0, long nr, long k0,
+                                                              long kc) {
+    long r;
+    for (r = r0; r < r0 + nr; r++) {
+        const char* p = (const char*) (A + r * lda + k0);
+        const char* last = (const char*) (A + r * lda + k0 + kc - 1);
+        for (; p <= last; p += 64)
+            _mm_prefetch(p, _MM_HINT_T1);
+        _mm_prefetch(last, _MM_HINT_T1);
+    }
+}
+
 /* Store the accumulated tile acc (row r: acc[2r], acc[2r + 1]) into C. */
 static inline CYMLP_AVX512 void CYMLP_FN(cymlp_store_tile)(const CYMLP_V* acc, CYMLP_T* C,
                                                            long ldc, long mr, long nc,
@@ -114,8 +129,11 @@ static __thread CYMLP_T CYMLP_FN(cymlp_transposed_block)[CYMLP_MC_T * CYMLP_KC]
    of MC rows, whose slice of A stays in L2 while the panels pass over it. With op(A) =
    A^T, whose rows are columns of A (one value from each of kc rows of A, kc pages apart
    for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
-   copied into the thread's block buffer first and reused by every panel; in place when there is only one panel
-   (the output layer's gradient, 10 columns: the copy took as long as the product). */
+   copied into the thread's block buffer first and reused by every panel; in place when
+   there is only one panel (the output layer's gradient, 10 columns: the copy took as
+   long as the product). A read in place is first read by the first panel of each slice,
+   straight from memory when the rows are new (prediction's input): that pass asks for
+   the rows of the tile PREFETCH_ROWS ahead while it multiplies. */
 static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, long M, long N,
                                                      long K, CYMLP_T alpha, const CYMLP_T* A,
                                                      long lda, const CYMLP_T* B, long ldb,
@@ -125,7 +143,7 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
     CYMLP_T* Ap = trans_a && N > CYMLP_NR ? CYMLP_FN(cymlp_transposed_block) : NULL;
     long block = Ap != NULL ? CYMLP_MC_T : CYMLP_MC;
     long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
-    long s, k0, kc, j0, nc, i1, mc, i0, mr;
+    long s, k0, kc, j0, nc, i1, mc, i0, mr, ahead;
     for (i1 = 0; i1 < M; i1 += block) {
         mc = M - i1 < block ? M - i1 : block;
         for (s = 0; s < n_slices; s++) {
@@ -138,6 +156,11 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
                 CYMLP_FN(cymlp_pack_panel)(trans_b, B, ldb, k0, kc, j0, nc, Bp);
                 for (i0 = i1; i0 < i1 + mc; i0 += CYMLP_MR) {
                     mr = i1 + mc - i0 < CYMLP_MR ? i1 + mc - i0 : CYMLP_MR;
+                    ahead = i0 + CYMLP_PREFETCH_ROWS;
+                    if (!trans_a && j0 == 0 && ahead < i1 + mc)
+                        CYMLP_FN(cymlp_prefetch_rows)(
+                            A, lda, ahead, i1 + mc - ahead < CYMLP_MR ? i1 + mc - ahead : CYMLP_MR,
+                            k0, kc);
                     if (Ap != NULL)
                         (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
                             kc, Ap + (i0 - i1) * kc, 1, CYMLP_MR, Bp, C + i0 * ldc + j0, ldc,
