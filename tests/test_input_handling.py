@@ -467,6 +467,52 @@ def test_non_finite_deep_in_a_large_X(dtype):
             cymlp.MLPClassifier(max_iter=1).fit(X, y, X_val=Xb, y_val=y)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hidden", [(64,), ()], ids=["hidden", "no-hidden"])
+def test_prediction_watches_the_first_layer(dtype, hidden):
+    # Prediction does not scan dense X up front: the network flags a NaN or infinite
+    # first-layer product, anywhere in the chunks (4096 rows) and the threads' blocks.
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((5000, 30)).astype(dtype)
+    y = (X[:, 0] > 0).astype(int)
+    est = quiet_fit(
+        cymlp.MLPClassifier(hidden_layer_sizes=hidden, max_iter=1, random_state=0), X, y
+    )
+    net = est._network
+    clean, flagged = net.predict_watched(X)
+    assert not flagged
+    assert_array_equal(clean, net.predict(X))
+    for row in (0, 4095, 4096, 4999):
+        for bad in (np.nan, np.inf, -np.inf):
+            Xb = X.copy()
+            Xb[row, 29] = bad
+            assert net.predict_watched(Xb)[1], (row, bad)
+            with pytest.raises(ValueError, match="Input X contains"):
+                est.predict_proba(Xb)
+    # an infinity meeting only zero weights still gives NaN products
+    est.coefs_[0][7] = 0
+    assert not np.any(net.coefs[0][7])
+    Xb = X.copy()
+    Xb[123, 7] = np.inf
+    assert net.predict_watched(Xb)[1]
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        est.predict(Xb)
+
+
+def test_overflowing_products_are_not_an_error():
+    # Finite X whose first-layer products overflow: the watch sees infinities, the scan
+    # of X finds none, and the outputs stand (as they did with the scan first).
+    X, y = regression()
+    est = quiet_fit(cymlp.MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)
+    est.coefs_[0][:] = 10.0
+    Xbig = np.abs(X) / np.abs(X).max() * 1e308
+    assert np.all(np.isfinite(Xbig))
+    assert est._network.predict_watched(Xbig)[1]
+    out = est.predict(Xbig)
+    assert_array_equal(out, est._forward_pass_fast(Xbig, check_input=False).ravel())
+    assert not np.all(np.isfinite(out))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_length_mismatch(name):
     X, y = _data(name)

@@ -21,13 +21,13 @@ from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 from cython.parallel cimport parallel, prange
 
 from ._fpenv cimport fp_enter, fp_leave
-from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads
+from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads, omp_get_thread_num
 
 from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
                         SILU, SOFTMAX, SOFTPLUS, TANH, SQUARED, ABSOLUTE, HUBER,
                         act_backward, batchnorm_backward, batchnorm_forward,
-                        bias_act_forward, bias_grad, csr_forward, csr_weight_grad,
+                        bias_act_forward, block_nonfinite, bias_grad, csr_forward, csr_weight_grad,
                         debug_fail, dropout_apply, gather_rows, needs_pre,
                         output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
@@ -74,6 +74,8 @@ cdef struct Net:
     void* running                # running means and variances: [mean_1, var_1, mean_2, ...]
     const Py_ssize_t* r_off      # offset of layer l's running mean (its variance follows)
     double* acc                  # double scratch, two per unit of the widest layer
+    int* nonfinite               # watched prediction: a flag per thread, set on a NaN or
+    #                              infinite first-layer product (else NULL)
 
 
 cdef struct Rows:
@@ -278,7 +280,11 @@ cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
                                   const Batch* X) noexcept nogil:
     """The elementwise work that follows layer l's GEMM, on the block of rows r0:r0+nr
     and columns c0:c0+nc of A (rows ld apart): bias and activation (keeping the
-    pre-activation in pre, when given), then dropout in training. act < 0: none."""
+    pre-activation in pre, when given), then dropout in training. act < 0: none. First,
+    where prediction watches them (net.nonfinite), the first layer's products are looked
+    at for NaN and infinity."""
+    if l == 1 and net.nonfinite != NULL and block_nonfinite(A + r0 * ld + c0, ld, nr, nc):
+        net.nonfinite[omp_get_thread_num()] = 1
     if act < 0:
         return
     bias_act_forward(A + r0 * ld + c0, ld, b + c0, nr, nc, act,
@@ -1007,6 +1013,7 @@ cdef class Network:
         net.r_off = <const Py_ssize_t*> _ptr(self._r_off)
         net.running = _ptr(self.running)
         net.acc = <double*> _ptr(self._acc)
+        net.nonfinite = NULL
         return net
 
     def _rows(self, X):
@@ -1269,18 +1276,31 @@ cdef class Network:
     def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
         """The network's outputs (after the output activation) for X, computed in chunks
         of rows with scratch owned by this call (safe to call from several threads)."""
+        return self._predict(X, chunk, False)[0]
+
+    def predict_watched(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
+        """predict, and whether a product of the first layer (X @ W_1, before the bias)
+        was NaN or infinite. A NaN or an infinity in a row of X makes all of that row's
+        products so (NaN times anything is NaN, infinity times zero too), so where there
+        is none, X has none either, without a pass over X of its own."""
+        return self._predict(X, chunk, True)
+
+    def _predict(self, X, Py_ssize_t chunk, bint watch):
         held = self._rows(X)
         cdef Py_ssize_t n = held[4]
         params = self._folded_params() if self.batch_norm else self.params
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         if n == 0:
-            return out
+            return out, False
         chunk = max(1, min(chunk, n))
         widest = max(self.layer_units[1:-1], default=1)
         xbuf = None  # dense input is read in place, CSR rows too
         h1 = np.empty(chunk * widest, dtype=self.dtype)
         h2 = np.empty(chunk * widest, dtype=self.dtype)
         cdef Net net = self._net()
+        flags = np.zeros(net.n_threads, dtype=np.intc)
+        if watch:
+            net.nonfinite = <int*> _ptr(flags)
         cdef Rows rows = self._fill_rows(held)
         cdef void* P = _ptr(params)
         cdef void* o = _ptr(out)
@@ -1297,7 +1317,7 @@ cdef class Network:
                 predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> xb,
                              <double*> p1, <double*> p2, chunk)
             fp_leave()
-        return out
+        return out, bool(flags.any())
 
 
 def _rebuild_network(config, params, running):

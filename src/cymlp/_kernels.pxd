@@ -56,6 +56,8 @@ cdef void batchnorm_backward(floating* D, const floating* XH, const floating* va
                              const floating* gamma, floating* g_gamma, floating* g_beta,
                              double* acc, Py_ssize_t n, Py_ssize_t m, Py_ssize_t c0,
                              Py_ssize_t c1, double eps, floating scale) noexcept nogil
+cdef bint block_nonfinite(const floating* A, Py_ssize_t ld, Py_ssize_t n,
+                          Py_ssize_t m) noexcept nogil
 cdef void score_stats(double* stats, const floating* P, const floating* Y,
                       const floating* sw, Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil
 cdef void bias_grad(floating* db, const floating* D, Py_ssize_t n, Py_ssize_t m,

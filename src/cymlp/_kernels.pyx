@@ -583,6 +583,20 @@ cdef extern from *:
     bint nonfinite64 "cymlp_nonfinite64" (const uint64_t* x, Py_ssize_t n) noexcept nogil
 
 
+cdef bint block_nonfinite(const floating* A, Py_ssize_t ld, Py_ssize_t n,
+                          Py_ssize_t m) noexcept nogil:
+    """Whether the n x m block A (rows ld apart) holds a NaN or an infinity."""
+    cdef Py_ssize_t r
+    for r in range(n):
+        if floating is float:
+            if nonfinite32(<const uint32_t*> (A + r * ld), m):
+                return True
+        else:
+            if nonfinite64(<const uint64_t*> (A + r * ld), m):
+                return True
+    return False
+
+
 cdef Py_ssize_t FINITE_CHUNK = 1 << 16  # values per chunk of the scan
 cdef Py_ssize_t FINITE_PARALLEL_MIN = 1 << 20  # smaller arrays are scanned in one thread
 

@@ -13,8 +13,10 @@ cdef extern from *:
     #else
         #define CYMLP_OPENMP 0
         static inline int omp_get_max_threads(void) { return 1; }
+        static inline int omp_get_thread_num(void) { return 0; }
     #endif
     """
     # 1 when the module was compiled with OpenMP
     const bint CYMLP_OPENMP
     int omp_get_max_threads() noexcept nogil
+    int omp_get_thread_num() noexcept nogil
