@@ -214,16 +214,18 @@ def test_gradient_no_hidden_layer(out, k, weighted):
     ids=["softmax3", "identity2", "softmax3-batchnorm"],
 )
 @pytest.mark.parametrize("n_in", [300, 515])
-def test_gradient_wide_input_banded_first_layer(n_in, out, k, batch_norm):
+@pytest.mark.parametrize("batch", [64, 520], ids=["thin-batch", "wide-batch"])
+def test_gradient_wide_input_banded_first_layer(n_in, batch, out, k, batch_norm):
     """Inputs this wide run the first layer's product in two bands of its rows, added
-    afterwards (_engine.dense_forward_banded); the gradient is still _backprop's, and
-    the objective is the one of prediction's forward pass (one GEMM per block).
-    n_in = 515: odd, so the two bands differ in depth."""
+    afterwards (_engine.dense_forward_banded), for batches thinner than the input (64);
+    the gradient is still _backprop's, and the objective is the one of prediction's
+    forward pass (one GEMM per block). n_in = 515: odd, so the two bands differ in
+    depth. A batch of 520 rows, wider than the input, multiplies without bands."""
     rng = np.random.RandomState(n_in + k)
     net = Network([n_in, 40, k], "tanh", out, np.float64, batch_norm=batch_norm)
     net.params[:] = rng.uniform(-0.1, 0.1, net.params.shape[0])
-    X = rng.standard_normal((64, n_in))  # 2 * 64 * n_in * 40 flops: worth splitting
-    Y = _targets(rng, out, k, 64, np.float64)
+    X = rng.standard_normal((batch, n_in))  # 2 * 64 * n_in * 40 flops: worth splitting
+    Y = _targets(rng, out, k, batch, np.float64)
     loss, grad = net.loss_and_grad(X, Y, None, 0.1, training=batch_norm)
     if batch_norm:  # no _backprop to compare with: central differences on a few entries
         theta = np.array(net.params)

@@ -355,9 +355,15 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
 
 cdef inline bint _banded(Py_ssize_t nb, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
     """Whether training runs a layer's product in two bands (dense_forward_banded): when
-    it is worth splitting, and deep enough (n_in >= 2 BLOCK) that adding the two partial
-    products costs little beside them."""
-    return 2.0 * nb * n_in * n_out >= SPLIT_MIN_FLOPS and n_in >= 2 * BLOCK
+    it is worth splitting, deep enough (n_in >= 2 BLOCK) that adding the two partial
+    products costs little beside them, and the batch is thinner than the layer's input
+    (nb < n_in): the bands keep each core on half of the weights (n_in x n_out) at the
+    price of one more pass over the output (nb x n_out), which stops paying once the
+    batch is as wide as the input. (Measured in interleaved runs with cymlp's kernel:
+    without bands from there, SGD at batch 256, whose 256 -> 128 layer then has none,
+    2.4 % faster, Adam 2.4 %, batch 1024 4 %; batch 32, with bands in both layers, 5 %
+    slower without them in the 256 -> 128 layer.)"""
+    return 2.0 * nb * n_in * n_out >= SPLIT_MIN_FLOPS and n_in >= 2 * BLOCK and nb < n_in
 
 
 cdef void dense_forward_banded(floating* A, const floating* X, const floating* W,
@@ -374,8 +380,9 @@ cdef void dense_forward_banded(floating* A, const floating* X, const floating* W
     optimizer state then stays in its core's cache from one pass to the next, where
     column blocks had each core read every row of W. Blocks of different bands share no
     operand, so OpenBLAS also packs less. (Measured in interleaved runs against column
-    blocks, first layer only: SGD batch 32 27 % faster, 64 12 %, 128 9 %, 256 4 %, 512
-    and 1024 2 %.)"""
+    blocks, first layer only, with OpenBLAS: SGD batch 32 27 % faster, 64 12 %, 128 9 %,
+    256 4 %, 512 and 1024 2 %; with cymlp's kernel, batches at least as wide as the
+    layer's input are now faster without bands: _banded.)"""
     cdef Py_ssize_t block = _block(nb), n_cols = (n_out + block - 1) // block
     cdef Py_ssize_t n_blocks = 2 * n_cols, n_row_blocks = min(nb, n_blocks)
     cdef Py_ssize_t blk, k0, depth, c0, width, r0, nr, i
