@@ -245,6 +245,33 @@ def test_gradient_wide_input_banded_first_layer(n_in, batch, out, k, batch_norm)
     )
 
 
+@pytest.mark.parametrize("out,k", HEADS, ids=[f"{o}{k}" for o, k in HEADS])
+@pytest.mark.parametrize("rows", [256, 300, 1000])
+def test_gradient_output_layer_in_row_blocks(rows, out, k):
+    """From 256 rows the output layer (its product, loss and the hidden layer's
+    gradient) runs in row blocks shared by the threads (_engine.output_forward_backward):
+    still scikit-learn's loss and gradient, with sample weights, and the same bits
+    whatever the thread count (the blocks' loss sums are added in order)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.RandomState(rows + k)
+    net = Network([20, 16, 12, k], "tanh", out, np.float64)
+    net.params[:] = rng.uniform(-0.5, 0.5, net.params.shape[0])
+    X = rng.standard_normal((rows, 20))
+    Y = _targets(rng, out, k, rows, np.float64)
+    sw = rng.uniform(0.2, 3.0, rows)
+    results = []
+    for n_threads in (1, 2, 3):
+        with threadpool_limits(limits=n_threads, user_api="openmp"):
+            results.append(_loss_grad(net, X, Y, sw, 0.3))
+    for loss, grad in results[1:]:
+        assert loss == results[0][0]
+        np.testing.assert_array_equal(grad, results[0][1])
+    sk_loss, sk_grad = _sklearn_backprop(net, X, Y, sw, 0.3, "tanh", out)
+    assert_allclose(results[0][0], sk_loss, rtol=1e-12)
+    assert_allclose(results[0][1], sk_grad, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("hidden", HIDDEN)
 def test_multioutput_squared_error_quirk(hidden):
     """Loss averages over outputs; gradient sums over them (scikit-learn's quirk)."""
