@@ -591,9 +591,9 @@ default=None
         the scan took 6 ms of 110). Only where it sees one is X scanned, for scikit-learn's
         error, or to find it finite (the products overflowed: the outputs stand)."""
         if check_input:
-            X = self._validate_data(
-                X, accept_sparse=["csr", "csc"], reset=False, scan=sp.issparse(X)
-            )
+            X = self._validate_data(X, accept_sparse=["csr", "csc"], reset=False, scan=False)
+            if sp.issparse(X):  # its stored values only: a short scan
+                self._check_finite(X)
         self._sync_params()
         network = self._prediction_network(X)
         outputs, nonfinite = network.predict_watched(self._as_network_input(X, network))

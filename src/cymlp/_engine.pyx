@@ -27,8 +27,8 @@ from ._blas cimport gemm
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
                         SILU, SOFTMAX, SOFTPLUS, TANH, SQUARED, ABSOLUTE, HUBER,
                         act_backward, batchnorm_backward, batchnorm_forward,
-                        bias_act_forward, block_nonfinite, bias_grad, csr_forward, csr_weight_grad,
-                        debug_fail, dropout_apply, gather_rows, needs_pre,
+                        bias_act_forward, bias_grad, block_nonfinite, csr_forward,
+                        csr_weight_grad, debug_fail, dropout_apply, gather_rows, needs_pre,
                         output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
 from ._optim import chunk_bounds
