@@ -74,8 +74,7 @@ cdef struct Net:
     void* running                # running means and variances: [mean_1, var_1, mean_2, ...]
     const Py_ssize_t* r_off      # offset of layer l's running mean (its variance follows)
     double* acc                  # double scratch, two per unit of the widest layer
-    int* nonfinite               # watched prediction: a flag per thread, set on a NaN or
-    #                              infinite first-layer product (else NULL)
+    int* nonfinite               # per-thread flags: a first-layer product was not finite
 
 
 cdef struct Rows:

@@ -41,6 +41,9 @@
 #define CYMLP_KC 256
 #define CYMLP_MC 512 /* rows of C per block, A read in place */
 #define CYMLP_MC_T 128 /* rows of C per block, op(A) = A^T copied */
+/* the copy of A^T is written tile by tile: a block of MC_T rows must be whole tiles, or
+   its last tile runs past the block buffer */
+_Static_assert(CYMLP_MC_T % CYMLP_MR == 0, "MC_T must be a multiple of MR");
 /* How far ahead the first panel prefetches A's rows: two tiles (predicting 60000 rows
    5 % faster than with none; one and four tiles measured no better) */
 #define CYMLP_PREFETCH_ROWS (2 * CYMLP_MR)

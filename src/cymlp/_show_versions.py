@@ -54,7 +54,11 @@ def _get_info() -> dict[str, Any]:
 def _gemm_description(blas: Any) -> str:
     """Which code multiplies matrices: cymlp's AVX-512 kernel or the BLAS."""
     if not blas.own_gemm():
-        why = "this CPU has no AVX-512F" if not blas.own_gemm_supported() else "CYMLP_GEMM=blas"
+        why = (
+            "no AVX-512F kernel for this CPU or compiler"
+            if not blas.own_gemm_supported()
+            else "CYMLP_GEMM=blas"
+        )
         return f"BLAS ({why})"
     if blas.small_products_to_blas():
         return "cymlp AVX-512 kernel (BLAS for products under 2^18 and shallow gradients)"
