@@ -658,6 +658,44 @@ def test_thread_count_does_not_change_predictions(dtype):
     assert_array_equal(outputs[0], outputs[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_prediction_paths_give_the_same_bits(dtype, monkeypatch):
+    # Prediction runs in chunks: from 4 chunks per thread each thread takes whole chunks
+    # through every layer, with fewer the threads share each layer's product; the weights
+    # are packed once for the kernel where it runs (a 600-deep first layer: three slices;
+    # 100 and 40 wide layers: part panels; the 3-wide output is too narrow to pack). For
+    # a chunk size, every way gives the same bits, and the forward pass's values. (Other
+    # chunk sizes may give other last bits: a thinner block's product can go to the BLAS.)
+    from cymlp import _engine
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((1500, 600)).astype(dtype)
+    y = rng.randint(0, 3, 1500)
+    est = quiet_fit(
+        cymlp.MLPClassifier(hidden_layer_sizes=(100, 40), max_iter=1, random_state=0), X, y
+    )
+    net = est._network
+    _, pk_off = net._packed_weights(net.params, 512, False)
+    kernel = cymlp._blas.own_gemm()
+    assert list(pk_off >= 0) == [False, kernel, kernel, False]
+    h = X.astype(np.float64)
+    for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1]):
+        h = np.maximum(h @ W + b, 0)
+    z = h @ est.coefs_[-1] + est.intercepts_[-1]
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    first = {chunk: net.predict(X, chunk) for chunk in (37, 512, 1500)}  # 41 chunks, 3, 1
+    for out in first.values():
+        assert_allclose(out, expected, rtol=0, atol=1e-4 if dtype == np.float32 else 1e-12)
+    for packed in (True, False):
+        if not packed:
+            monkeypatch.setattr(_engine, "packed_b_size", lambda *args: 0)
+        for n_threads in (1, 2, 3):
+            with threadpool_limits(limits=n_threads, user_api="openmp"):
+                for chunk, out in first.items():
+                    assert_array_equal(net.predict(X, chunk), out, err_msg=f"{n_threads} {chunk}")
+
+
 def test_thread_count_regressor_multioutput():
     X, _ = _digits()
     rng = np.random.RandomState(0)

@@ -94,6 +94,38 @@ def test_kernel_matches_exact_products(kernel_for_every_size, trans_a, trans_b, 
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", list(itertools.product([False, True], repeat=2)))
+def test_packed_operand_gives_the_same_bits(kernel_for_every_size, trans_a, trans_b, dtype):
+    # op(B) packed once (_blas.pack_b, as prediction packs its weights) and read in place:
+    # every panel and slice where the kernel expects it, so the bits of copying it panel
+    # by panel at every call
+    rng = np.random.default_rng(3)
+    for m, n, k in SHAPES:
+        A, B, C = operands(rng, m, n, k, trans_a, trans_b, dtype=dtype)
+        copied, packed = C[:, :n].copy(), C[:, :n].copy()
+        _blas._gemm(trans_a, trans_b, 0.7, A, B, 0.0, copied)
+        _blas._gemm(trans_a, trans_b, 0.7, A, B, 0.0, packed, packed=True)
+        assert_array_equal(packed, copied, err_msg=f"m={m} n={n} k={k}")
+    assert _blas.packed_b_size(70, 600, dtype) == (96 if dtype == np.float32 else 80) * 600
+
+
+def test_packed_operands_are_the_kernels_only(blas_only):
+    assert _blas.packed_b_size(64, 64, np.float32) == 0
+    A = np.ones((4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="kernel"):
+        _blas._gemm(False, False, 1.0, A, A, 0.0, A.copy(), packed=True)
+
+
+def test_aligned_empty():
+    for dtype in (np.float32, np.float64):
+        for size in (1, 17, 1000):
+            buf = _blas.aligned_empty(size, dtype)
+            assert buf.shape == (size,) and buf.dtype == dtype
+            assert buf.ctypes.data % 64 == 0
+
+
+@needs_kernel
 def test_kernel_is_deterministic_and_differs_from_blas(kernel_for_every_size):
     # the same call gives the same bits; and the kernel really is what runs. Like
     # OpenBLAS's, it sums each entry's products in order with fused multiply-adds, but

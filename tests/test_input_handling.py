@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from threadpoolctl import threadpool_limits
 
 import cymlp
 
@@ -469,9 +470,12 @@ def test_non_finite_deep_in_a_large_X(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("hidden", [(64,), ()], ids=["hidden", "no-hidden"])
-def test_prediction_watches_the_first_layer(dtype, hidden):
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_prediction_watches_the_first_layer(dtype, hidden, n_threads):
     # Prediction does not scan dense X up front: the network flags a NaN or infinite
-    # first-layer product, anywhere in the chunks (4096 rows) and the threads' blocks.
+    # first-layer product, anywhere in the chunks and the threads' blocks: with 256-row
+    # chunks each thread takes whole chunks (20 chunks, from 4 per thread), with one
+    # chunk the threads share the products.
     rng = np.random.RandomState(0)
     X = rng.standard_normal((5000, 30)).astype(dtype)
     y = (X[:, 0] > 0).astype(int)
@@ -479,14 +483,19 @@ def test_prediction_watches_the_first_layer(dtype, hidden):
         cymlp.MLPClassifier(hidden_layer_sizes=hidden, max_iter=1, random_state=0), X, y
     )
     net = est._network
-    clean, flagged = net.predict_watched(X)
-    assert not flagged
-    assert_array_equal(clean, net.predict(X))
-    for row in (0, 4095, 4096, 4999):
-        for bad in (np.nan, np.inf, -np.inf):
+    with threadpool_limits(limits=n_threads, user_api="openmp"):
+        for chunk in (256, 5000):
+            clean, flagged = net.predict_watched(X, chunk)
+            assert not flagged
+            assert_array_equal(clean, net.predict(X, chunk))
+            for row in (0, 255, 256, 2600, 4999):
+                for bad in (np.nan, np.inf, -np.inf):
+                    Xb = X.copy()
+                    Xb[row, 29] = bad
+                    assert net.predict_watched(Xb, chunk)[1], (chunk, row, bad)
+        for row in (0, 4999):
             Xb = X.copy()
-            Xb[row, 29] = bad
-            assert net.predict_watched(Xb)[1], (row, bad)
+            Xb[row, 29] = np.nan
             with pytest.raises(ValueError, match="Input X contains"):
                 est.predict_proba(Xb)
     # an infinity meeting only zero weights still gives NaN products

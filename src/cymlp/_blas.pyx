@@ -7,6 +7,8 @@ operands (and their transpose flags) swapped.
 """
 import os
 
+import numpy as np
+
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -16,10 +18,18 @@ from ._threads import blas_multiplies_small_unpacked
 cdef extern from "_gemm_avx512.h" nogil:
     void sgemm_avx512 "cymlp_gemm_avx512_s" (
         int trans_a, int trans_b, long m, long n, long k, float alpha, const float* A,
-        long lda, const float* B, long ldb, float beta, float* C, long ldc) noexcept
+        long lda, const float* B, long ldb, const float* packed_b, float beta, float* C,
+        long ldc) noexcept
     void dgemm_avx512 "cymlp_gemm_avx512_d" (
         int trans_a, int trans_b, long m, long n, long k, double alpha, const double* A,
-        long lda, const double* B, long ldb, double beta, double* C, long ldc) noexcept
+        long lda, const double* B, long ldb, const double* packed_b, double beta,
+        double* C, long ldc) noexcept
+    long spacked_b_size "cymlp_packed_b_size_s" (long n, long k) noexcept
+    long dpacked_b_size "cymlp_packed_b_size_d" (long n, long k) noexcept
+    void spack_b "cymlp_pack_b_s" (int trans_b, const float* B, long ldb, long n, long k,
+                                   float* packed_b) noexcept
+    void dpack_b "cymlp_pack_b_d" (int trans_b, const double* B, long ldb, long n, long k,
+                                   double* packed_b) noexcept
     int gemm_avx512_supported "cymlp_gemm_avx512_supported" () noexcept
 
 
@@ -54,19 +64,49 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                const floating* B, int ldb,
                floating beta, floating* C, int ldc) noexcept nogil:
     """C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C, all row-major."""
+    gemm_packed(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, NULL, beta, C, ldc)
+
+
+cdef void gemm_packed(bint trans_a, bint trans_b, int m, int n, int k,
+                      floating alpha, const floating* A, int lda,
+                      const floating* B, int ldb, const floating* packed_b,
+                      floating beta, floating* C, int ldc) noexcept nogil:
+    """gemm, given also op(B) packed for the kernel by pack_b (or NULL): the kernel then
+    reads it in place instead of copying its panels again (the same values, the same
+    result)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     if _kernel_takes(trans_a, m, n, k):
         if floating is float:
-            sgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+            sgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, packed_b, beta, C,
+                         ldc)
         else:
-            dgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+            dgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, packed_b, beta, C,
+                         ldc)
     elif floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
               &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> B, &ldb, <double*> A, &lda,
               &beta, C, &ldc)
+
+
+def packed_b_size(int n, int k, dtype):
+    """How many values pack_b writes for a k x n op(B) of dtype (float32 or float64);
+    0 when products do not go to the kernel (own_gemm), which alone reads them."""
+    if not OWN_GEMM:
+        return 0
+    return spacked_b_size(n, k) if dtype == np.float32 else dpacked_b_size(n, k)
+
+
+cdef void pack_b(bint trans_b, const floating* B, int ldb, int n, int k,
+                 floating* packed_b) noexcept nogil:
+    """packed_b (packed_b_size values, 64-byte aligned) = op(B) (k x n) packed for
+    gemm_packed."""
+    if floating is float:
+        spack_b(trans_b, B, ldb, n, k, packed_b)
+    else:
+        dpack_b(trans_b, B, ldb, n, k, packed_b)
 
 
 def own_gemm(enable=None, small_to_blas=None):
@@ -98,10 +138,20 @@ def small_products_to_blas():
     return bool(SMALL_TO_BLAS)
 
 
+def aligned_empty(Py_ssize_t size, dtype):
+    """An uninitialized 1-D array of size values, its data 64-byte aligned (as pack_b
+    needs: the kernel loads the packed panels whole, a vector at a time)."""
+    item = np.dtype(dtype).itemsize
+    buf = np.empty(size + 64 // item, dtype=dtype)
+    skip = (-buf.ctypes.data % 64) // item
+    return buf[skip:skip + size]
+
+
 def _gemm(bint trans_a, bint trans_b, double alpha, floating[:, :] A, floating[:, :] B,
-          double beta, floating[:, :] C):
+          double beta, floating[:, :] C, bint packed=False):
     """C = alpha op(A) op(B) + beta C through gemm, for tests: 2-D arrays whose rows are
-    each contiguous (views into larger arrays allowed), no empty dimension."""
+    each contiguous (views into larger arrays allowed), no empty dimension. packed: op(B)
+    packed first by pack_b, and gemm_packed reading it there (the kernel only)."""
     cdef int m = C.shape[0], n = C.shape[1]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
     if ((A.shape[1] if trans_a else A.shape[0]) != m
@@ -111,8 +161,17 @@ def _gemm(bint trans_a, bint trans_b, double alpha, floating[:, :] A, floating[:
     if m == 0 or n == 0 or k == 0:
         raise ValueError("_gemm: empty dimension")
     cdef int lda = _row_stride(A), ldb = _row_stride(B), ldc = _row_stride(C)
-    gemm(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], lda, &B[0, 0], ldb,
-         <floating> beta, &C[0, 0], ldc)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] Bp
+    cdef floating* packed_b = NULL
+    if packed:
+        if packed_b_size(n, k, dtype) == 0:
+            raise ValueError("_gemm: packed operands are the kernel's, and it is off")
+        Bp = aligned_empty(packed_b_size(n, k, dtype), dtype)
+        packed_b = &Bp[0]
+        pack_b(trans_b, &B[0, 0], ldb, n, k, packed_b)
+    gemm_packed(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], lda, &B[0, 0], ldb,
+                packed_b, <floating> beta, &C[0, 0], ldc)
 
 
 cdef int _row_stride(floating[:, :] X) except -1:

@@ -10,6 +10,7 @@ HIDDEN_ACTIVATIONS: dict[str, int]
 OUTPUT_ACTIVATIONS: dict[str, int]
 REGRESSION_LOSSES: dict[str, int]
 DEFAULT_CHUNK: int
+PREDICT_CHUNK: int
 OPENMP_BUILD: bool
 
 def blas_single_threaded() -> AbstractContextManager[Any]: ...

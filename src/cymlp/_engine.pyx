@@ -23,7 +23,7 @@ from cython.parallel cimport parallel, prange
 from ._fpenv cimport fp_enter, fp_leave
 from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads, omp_get_thread_num
 
-from ._blas cimport gemm
+from ._blas cimport gemm, gemm_packed, pack_b
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
                         SILU, SOFTMAX, SOFTPLUS, TANH, SQUARED, ABSOLUTE, HUBER,
                         act_backward, batchnorm_backward, batchnorm_forward,
@@ -31,6 +31,7 @@ from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGIS
                         csr_weight_grad, debug_fail, dropout_apply, gather_rows, needs_pre,
                         output_loss_backward, score_stats)
 from ._optim cimport StepConfig, step, ADAM, ADAMW
+from ._blas import aligned_empty, kernel_takes, packed_b_size
 from ._optim import chunk_bounds
 from ._threads import blas_multiplies_small_unpacked, blas_single_threaded
 
@@ -45,8 +46,12 @@ OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDEN
                       "exp": EXP}
 # True when compiled with OpenMP (False: CYMLP_NO_OPENMP=1, or a compiler without it).
 OPENMP_BUILD = bool(CYMLP_OPENMP)
-# Rows per chunk when predicting or evaluating the full-batch objective: bounds memory.
+# Rows per chunk when evaluating the full-batch objective: bounds memory.
 DEFAULT_CHUNK = 4096
+# Rows per chunk when predicting; from PER_THREAD_CHUNKS chunks per thread, each thread
+# predicts whole chunks on its own (predict_core)
+PREDICT_CHUNK = 512
+cdef Py_ssize_t PER_THREAD_CHUNKS = 4
 
 
 cdef struct Net:
@@ -75,6 +80,10 @@ cdef struct Net:
     const Py_ssize_t* r_off      # offset of layer l's running mean (its variance follows)
     double* acc                  # double scratch, two per unit of the widest layer
     int* nonfinite               # per-thread flags: a first-layer product was not finite
+    # prediction: W_l packed for the kernel (_blas.pack_b) at packed + pk_off[l], where
+    # pk_off[l] >= 0 (packed: NULL in training, whose weights change at every step)
+    const void* packed
+    const Py_ssize_t* pk_off
 
 
 cdef struct Rows:
@@ -281,9 +290,11 @@ cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
     and columns c0:c0+nc of A (rows ld apart): bias and activation (keeping the
     pre-activation in pre, when given), then dropout in training. act < 0: none. First,
     where prediction watches them (net.nonfinite), the first layer's products are looked
-    at for NaN and infinity."""
+    at for NaN and infinity: one flag per thread of the layer's product, or net's only
+    flag where the product has one thread (whose number, inside predict_core's own
+    threads, is not 0)."""
     if l == 1 and net.nonfinite != NULL and block_nonfinite(A + r0 * ld + c0, ld, nr, nc):
-        net.nonfinite[omp_get_thread_num()] = 1
+        net.nonfinite[omp_get_thread_num() if net.n_threads > 1 else 0] = 1
     if act < 0:
         return
     bias_act_forward(A + r0 * ld + c0, ld, b + c0, nr, nc, act,
@@ -320,6 +331,9 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
     prediction passes NULL."""
     cdef bint by_rows
     cdef Py_ssize_t blk, lo, width, n_blocks = _plan(nb, n_out, n_in, _block(nb), &by_rows)
+    cdef const floating* Wp = NULL  # W packed for the kernel (prediction), whole rows only
+    if net.packed != NULL and net.pk_off[l] >= 0:
+        Wp = <const floating*> net.packed + net.pk_off[l]
     if scratch != NULL and _banded(nb, n_in, n_out):
         dense_forward_banded(A, X, W, b, nb, n_in, n_out, act, pre, net, l, rows, scratch)
         return
@@ -327,8 +341,8 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
         by_rows = True
         n_blocks = min(n_blocks, nb)
     if n_blocks == 1:
-        gemm(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, <floating> 0,
-             A, n_out)
+        gemm_packed(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, Wp,
+                    <floating> 0, A, n_out)
         forward_epilogue(A, pre, b, n_out, 0, nb, 0, n_out, act, net, l, rows)
     elif by_rows:
         with parallel(num_threads=net.n_threads):
@@ -336,8 +350,8 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
             for blk in prange(n_blocks, schedule="static"):
                 lo = _lo(blk, n_blocks, nb)
                 width = _lo(blk + 1, n_blocks, nb) - lo
-                gemm(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in, n_in, W,
-                     n_out, <floating> 0, A + lo * n_out, n_out)
+                gemm_packed(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in,
+                            n_in, W, n_out, Wp, <floating> 0, A + lo * n_out, n_out)
                 forward_epilogue(A, pre, b, n_out, lo, width, 0, n_out, act, net, l, rows)
             fp_leave()
     else:
@@ -800,32 +814,56 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     return total
 
 
-cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
-                       floating* out, floating* xbuf, floating* h1, floating* h2,
-                       Py_ssize_t chunk) noexcept nogil:
-    """out (n, n_outputs) = the network's output for the n rows, chunk rows at a time,
-    hidden activations alternating between h1 and h2."""
+cdef void predict_chunk(const Net* net, const floating* P, const Rows* X, Py_ssize_t start,
+                        Py_ssize_t nb, floating* out, floating* h1,
+                        floating* h2) noexcept nogil:
+    """out rows start:start + nb = the network's output for those rows, hidden activations
+    alternating between h1 and h2 (nb x the widest hidden layer each)."""
     cdef int l, L = net.n_layers
     cdef const Py_ssize_t* u = net.units
-    cdef Py_ssize_t k, start, nb
     cdef const floating* A_prev
     cdef floating* A
-    cdef Batch xb
-    for k in range((n + chunk - 1) // chunk):
-        start = k * chunk
-        nb = min(chunk, n - start)
-        xb = batch_rows(X, NULL, start, nb, xbuf, net.n_threads)
-        A = out + start * u[L] if L == 1 else h1
-        input_forward(A, &xb, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
-                      net.out_act if L == 1 else net.hidden_act, <floating*> NULL, net,
-                      <floating*> NULL)
+    cdef Batch xb = batch_rows(X, NULL, start, nb, <floating*> NULL, net.n_threads)
+    A = out + start * u[L] if L == 1 else h1
+    input_forward(A, &xb, P + net.w_off[0], P + net.b_off[0], nb, u[0], u[1],
+                  net.out_act if L == 1 else net.hidden_act, <floating*> NULL, net,
+                  <floating*> NULL)
+    A_prev = A
+    for l in range(2, L + 1):
+        A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
+        dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb, u[l - 1],
+                      u[l], net.out_act if l == L else net.hidden_act, <floating*> NULL, net,
+                      l, &xb, <floating*> NULL)
         A_prev = A
-        for l in range(2, L + 1):
-            A = out + start * u[L] if l == L else (h1 if l % 2 == 1 else h2)
-            dense_forward(A, A_prev, P + net.w_off[l - 1], P + net.b_off[l - 1], nb,
-                          u[l - 1], u[l], net.out_act if l == L else net.hidden_act,
-                          <floating*> NULL, net, l, &xb, <floating*> NULL)
-            A_prev = A
+
+
+cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
+                       floating* out, floating* h1, floating* h2, Py_ssize_t chunk,
+                       Py_ssize_t h_size) noexcept nogil:
+    """out (n, n_outputs) = the network's output for the n rows, in chunks of chunk rows.
+    With at least PER_THREAD_CHUNKS chunks per thread, each thread takes whole chunks
+    through every layer on its own (its layers' products in one thread, each chunk's
+    activations staying in its cache, no fork/join between layers), thread t with its
+    own h1 + t h_size and h2 + t h_size; with fewer, the chunks go one after the other,
+    each layer's product cut among the threads. The chunks, and the blocks each layer is
+    cut into, are the same both ways, and so are the outputs."""
+    cdef Py_ssize_t k, t, n_chunks = (n + chunk - 1) // chunk
+    cdef Net one
+    if net.n_threads == 1 or n_chunks < PER_THREAD_CHUNKS * net.n_threads:
+        for k in range(n_chunks):
+            predict_chunk(net, P, X, k * chunk, min(chunk, n - k * chunk), out, h1, h2)
+        return
+    with parallel(num_threads=net.n_threads):
+        fp_enter()
+        t = omp_get_thread_num()
+        one = net[0]
+        one.n_threads = 1
+        if net.nonfinite != NULL:
+            one.nonfinite = net.nonfinite + t
+        for k in prange(n_chunks, schedule="dynamic"):
+            predict_chunk(&one, P, X, k * chunk, min(chunk, n - k * chunk), out,
+                          h1 + t * h_size, h2 + t * h_size)
+        fp_leave()
 
 
 cdef void* _ptr(object arr):
@@ -1085,6 +1123,8 @@ cdef class Network:
         net.running = _ptr(self.running)
         net.acc = <double*> _ptr(self._acc)
         net.nonfinite = NULL
+        net.packed = NULL
+        net.pk_off = NULL
         return net
 
     def _rows(self, X):
@@ -1344,12 +1384,12 @@ cdef class Network:
             folded[b0:b0 + width] = self.bn_shifts[l - 1] - s * self.bn_means[l - 1]
         return folded.astype(self.dtype)
 
-    def predict(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
+    def predict(self, X, Py_ssize_t chunk=PREDICT_CHUNK):
         """The network's outputs (after the output activation) for X, computed in chunks
         of rows with scratch owned by this call (safe to call from several threads)."""
         return self._predict(X, chunk, False)[0]
 
-    def predict_watched(self, X, Py_ssize_t chunk=DEFAULT_CHUNK):
+    def predict_watched(self, X, Py_ssize_t chunk=PREDICT_CHUNK):
         """predict, and whether a product of the first layer (X @ W_1, before the bias)
         was NaN or infinite. A NaN or an infinity in a row of X makes all of that row's
         products so (NaN times anything is NaN, infinity times zero too), so where there
@@ -1364,31 +1404,65 @@ cdef class Network:
         if n == 0:
             return out, False
         chunk = max(1, min(chunk, n))
-        widest = max(self.layer_units[1:-1], default=1)
-        xbuf = None  # dense input is read in place, CSR rows too
-        h1 = np.empty(chunk * widest, dtype=self.dtype)
-        h2 = np.empty(chunk * widest, dtype=self.dtype)
         cdef Net net = self._net()
+        cdef Py_ssize_t h_size = chunk * max(self.layer_units[1:-1], default=1)
+        h1 = np.empty(net.n_threads * h_size, dtype=self.dtype)
+        h2 = np.empty(net.n_threads * h_size, dtype=self.dtype)
         flags = np.zeros(net.n_threads, dtype=np.intc)
         if watch:
             net.nonfinite = <int*> _ptr(flags)
         cdef Rows rows = self._fill_rows(held)
+        packed, pk_off = self._packed_weights(params, chunk, rows.dense == NULL)
+        net.packed = _ptr(packed)
+        net.pk_off = <const Py_ssize_t*> _ptr(pk_off)
         cdef void* P = _ptr(params)
         cdef void* o = _ptr(out)
-        cdef void* xb = _ptr(xbuf)
         cdef void* p1 = _ptr(h1)
         cdef void* p2 = _ptr(h2)
         cdef bint single = self.dtype == np.float32
         with blas_single_threaded(), nogil:
             fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             if single:
-                predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> xb,
-                             <float*> p1, <float*> p2, chunk)
+                predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> p1, <float*> p2,
+                             chunk, h_size)
             else:
-                predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> xb,
-                             <double*> p1, <double*> p2, chunk)
+                predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> p1,
+                             <double*> p2, chunk, h_size)
             fp_leave()
         return out, bool(flags.any())
+
+    def _packed_weights(self, params, Py_ssize_t rows, bint sparse_input):
+        """Every layer's W in params packed for the kernel (_blas.pack_b), for prediction
+        in chunks of rows: one 64-byte aligned buffer, and each layer's offset in it (-1
+        for a layer not packed: its products go to the BLAS, or its input is sparse and
+        read without a product, or its W is so narrow that padding its columns to whole
+        panels would more than double it). Packed once here, the weights are not copied
+        again for every row block of every chunk."""
+        units = self.layer_units
+        L = len(units) - 1
+        pk_off = np.full(L + 1, -1, dtype=np.intp)
+        cdef Py_ssize_t total = 0, size, l
+        for l in range(1, L + 1):
+            size = packed_b_size(units[l], units[l - 1], self.dtype)
+            if (size > 0 and size <= 2 * units[l] * units[l - 1] and not (l == 1 and sparse_input)
+                    and kernel_takes(False, rows, units[l], units[l - 1])):
+                pk_off[l] = total
+                total += size
+        if total == 0:
+            return None, pk_off
+        packed = aligned_empty(total, self.dtype)
+        cdef void* P = _ptr(params)
+        cdef void* out = _ptr(packed)
+        cdef Py_ssize_t w_at, at, n_in, n_out
+        for l in range(1, L + 1):
+            at, w_at, n_in, n_out = pk_off[l], self._w_off[l - 1], units[l - 1], units[l]
+            if at < 0:
+                continue
+            if self.dtype == np.float32:
+                pack_b(False, <float*> P + w_at, n_out, n_out, n_in, <float*> out + at)
+            else:
+                pack_b(False, <double*> P + w_at, n_out, n_out, n_in, <double*> out + at)
+        return packed, pk_off
 
 
 def _rebuild_network(config, params, running):

@@ -49,6 +49,10 @@ _Static_assert(CYMLP_MC_T % CYMLP_MR == 0, "MC_T must be a multiple of MR");
 #define CYMLP_PREFETCH_ROWS (2 * CYMLP_MR)
 #define CYMLP_AVX512 __attribute__((target("avx512f")))
 
+/* K is cut into near-equal slices of at most KC: slice s of n starts at s K / n. */
+static inline long cymlp_n_slices(long K) { return (K + CYMLP_KC - 1) / CYMLP_KC; }
+static inline long cymlp_slice_start(long s, long n_slices, long K) { return s * K / n_slices; }
+
 /* The tiles' register blocking, for the type being defined: the accumulators are named
    variables (macros), not an array, because GCC kept an array of them partly on the
    stack; the two tiles differ only in the panel vectors loaded and multiplied. */
@@ -130,9 +134,16 @@ static int cymlp_gemm_avx512_supported(void) {
 #define CYMLP_GEMM_STUB(T, SFX)                                                         \
     static void cymlp_gemm_avx512_##SFX(int trans_a, int trans_b, long M, long N, long K, \
                                         T alpha, const T* A, long lda, const T* B,      \
-                                        long ldb, T beta, T* C, long ldc) {             \
+                                        long ldb, const T* Bpacked, T beta, T* C,       \
+                                        long ldc) {                                     \
         (void) trans_a; (void) trans_b; (void) M; (void) N; (void) K; (void) alpha;     \
-        (void) A; (void) lda; (void) B; (void) ldb; (void) beta; (void) C; (void) ldc;  \
+        (void) A; (void) lda; (void) B; (void) ldb; (void) Bpacked; (void) beta;        \
+        (void) C; (void) ldc;                                                           \
+    }                                                                                   \
+    static long cymlp_packed_b_size_##SFX(long N, long K) { (void) N; (void) K; return 0; } \
+    static void cymlp_pack_b_##SFX(int trans_b, const T* B, long ldb, long N, long K,   \
+                                   T* Bpacked) {                                        \
+        (void) trans_b; (void) B; (void) ldb; (void) N; (void) K; (void) Bpacked;       \
     }
 CYMLP_GEMM_STUB(float, s)
 CYMLP_GEMM_STUB(double, d)

@@ -125,49 +125,98 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_transposed_rows)(const CYMLP_T* A, 
 static __thread CYMLP_T CYMLP_FN(cymlp_transposed_block)[CYMLP_MC_T * CYMLP_KC]
     __attribute__((aligned(64)));
 
+/* Every panel of op(B) (K x N) in the order and layout the GEMM below copies them one at
+   a time: slice after slice of K, panel after panel, kc x NR values each, panel (s, j0)
+   at k0 Npad + j0 kc (Npad: N rounded up to NR). For products whose op(B) stays the same
+   over many calls (prediction's weights): packed once, read in place by every call. */
+static inline long CYMLP_FN(cymlp_packed_b_size)(long N, long K) {
+    return (N + CYMLP_NR - 1) / CYMLP_NR * CYMLP_NR * K;
+}
+
+static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_b)(int trans_b, const CYMLP_T* B, long ldb,
+                                                long N, long K, CYMLP_T* Bpacked) {
+    long n_slices = cymlp_n_slices(K), npad = CYMLP_FN(cymlp_packed_b_size)(N, 1);
+    long s, k0, kc, j0;
+    for (s = 0; s < n_slices; s++) {
+        k0 = cymlp_slice_start(s, n_slices, K);
+        kc = cymlp_slice_start(s + 1, n_slices, K) - k0;
+        for (j0 = 0; j0 < N; j0 += CYMLP_NR)
+            CYMLP_FN(cymlp_pack_panel)(trans_b, B, ldb, k0, kc, j0,
+                                       N - j0 < CYMLP_NR ? N - j0 : CYMLP_NR,
+                                       Bpacked + k0 * npad + j0 * kc);
+    }
+}
+
 /* The GEMM; M, N, K > 0. Rows of C in blocks: with A read in place (op(A) = A), blocks
    of MC rows, whose slice of A stays in L2 while the panels pass over it. With op(A) =
    A^T, whose rows are columns of A (one value from each of kc rows of A, kc pages apart
    for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
    copied into the thread's block buffer first and reused by every panel; in place when
    there is only one panel (the output layer's gradient, 10 columns: the copy took as
-   long as the product). A read in place is first read by the first panel of each slice,
-   straight from memory when the rows are new (prediction's input): that pass asks for
-   the rows of the tile PREFETCH_ROWS ahead while it multiplies. */
+   long as the product). Bpacked: op(B) already packed (cymlp_pack_b), or NULL.
+
+   A read in place may come straight from memory (prediction's input). Each tile asks
+   for a few rows of the block and slice that come next, so that they are in L2 when
+   their turn comes and the reads from memory are spread over the whole product; the
+   first block and slice, which nothing fetched ahead, ask for the rows PREFETCH_ROWS
+   ahead while the first panel passes. */
 static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, long M, long N,
                                                      long K, CYMLP_T alpha, const CYMLP_T* A,
                                                      long lda, const CYMLP_T* B, long ldb,
-                                                     CYMLP_T beta, CYMLP_T* C, long ldc) {
+                                                     const CYMLP_T* Bpacked, CYMLP_T beta,
+                                                     CYMLP_T* C, long ldc) {
     CYMLP_T Bp[CYMLP_KC * CYMLP_NR] __attribute__((aligned(64)));
-    long n_slices = (K + CYMLP_KC - 1) / CYMLP_KC; /* K in near-equal slices <= KC */
+    long n_slices = cymlp_n_slices(K), npad = CYMLP_FN(cymlp_packed_b_size)(N, 1);
     CYMLP_T* Ap = trans_a && N > CYMLP_NR ? CYMLP_FN(cymlp_transposed_block) : NULL;
     long block = Ap != NULL ? CYMLP_MC_T : CYMLP_MC;
     long ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
     long s, k0, kc, j0, nc, i1, mc, i0, mr, ahead;
+    long tiles, next_i, next_s, next_k0, next_kc, next_mc, next_step, next_done;
+    const CYMLP_T* panel;
     for (i1 = 0; i1 < M; i1 += block) {
         mc = M - i1 < block ? M - i1 : block;
         for (s = 0; s < n_slices; s++) {
-            k0 = s * K / n_slices;
-            kc = (s + 1) * K / n_slices - k0;
+            k0 = cymlp_slice_start(s, n_slices, K);
+            kc = cymlp_slice_start(s + 1, n_slices, K) - k0;
+            /* the rows of A the next block and slice read, next_step rows per tile */
+            next_s = s + 1 < n_slices ? s + 1 : 0;
+            next_i = next_s > 0 ? i1 : i1 + block;
+            next_mc = trans_a || next_i >= M ? 0 : M - next_i < block ? M - next_i : block;
+            next_k0 = cymlp_slice_start(next_s, n_slices, K);
+            next_kc = cymlp_slice_start(next_s + 1, n_slices, K) - next_k0;
+            tiles = npad / CYMLP_NR * ((mc + CYMLP_MR - 1) / CYMLP_MR);
+            next_step = (next_mc + tiles - 1) / tiles;
+            next_done = 0;
             if (Ap != NULL)
                 CYMLP_FN(cymlp_pack_transposed_rows)(A, lda, i1, mc, k0, kc, Ap);
             for (j0 = 0; j0 < N; j0 += CYMLP_NR) {
                 nc = N - j0 < CYMLP_NR ? N - j0 : CYMLP_NR;
-                CYMLP_FN(cymlp_pack_panel)(trans_b, B, ldb, k0, kc, j0, nc, Bp);
+                if (Bpacked != NULL) {
+                    panel = Bpacked + k0 * npad + j0 * kc;
+                } else {
+                    CYMLP_FN(cymlp_pack_panel)(trans_b, B, ldb, k0, kc, j0, nc, Bp);
+                    panel = Bp;
+                }
                 for (i0 = i1; i0 < i1 + mc; i0 += CYMLP_MR) {
                     mr = i1 + mc - i0 < CYMLP_MR ? i1 + mc - i0 : CYMLP_MR;
-                    ahead = i0 + CYMLP_PREFETCH_ROWS;
-                    if (!trans_a && j0 == 0 && ahead < i1 + mc)
+                    if (next_done < next_mc) {
                         CYMLP_FN(cymlp_prefetch_rows)(
-                            A, lda, ahead, i1 + mc - ahead < CYMLP_MR ? i1 + mc - ahead : CYMLP_MR,
-                            k0, kc);
+                            A, lda, next_i + next_done,
+                            next_mc - next_done < next_step ? next_mc - next_done : next_step,
+                            next_k0, next_kc);
+                        next_done += next_step;
+                    }
+                    ahead = i0 + CYMLP_PREFETCH_ROWS;
+                    if (!trans_a && i1 == 0 && s == 0 && j0 == 0 && ahead < mc)
+                        CYMLP_FN(cymlp_prefetch_rows)(
+                            A, lda, ahead, mc - ahead < CYMLP_MR ? mc - ahead : CYMLP_MR, k0, kc);
                     if (Ap != NULL)
                         (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
-                            kc, Ap + (i0 - i1) * kc, 1, CYMLP_MR, Bp, C + i0 * ldc + j0, ldc,
+                            kc, Ap + (i0 - i1) * kc, 1, CYMLP_MR, panel, C + i0 * ldc + j0, ldc,
                             mr, nc, alpha, beta, s == 0);
                     else
                         (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
-                            kc, A + i0 * ars + k0 * aks, ars, aks, Bp, C + i0 * ldc + j0, ldc,
+                            kc, A + i0 * ars + k0 * aks, ars, aks, panel, C + i0 * ldc + j0, ldc,
                             mr, nc, alpha, beta, s == 0);
                 }
             }
