@@ -110,11 +110,60 @@ def test_packed_operand_gives_the_same_bits(kernel_for_every_size, trans_a, tran
     assert _blas.packed_b_size(70, 600, dtype) == (96 if dtype == np.float32 else 80) * 600
 
 
+@needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_epilogue_in_the_stores_gives_the_same_bits(kernel_for_every_size, relu, packed, dtype):
+    # gemm_bias_act: the product, then + bias, then max(., 0), in the kernel's stores, as
+    # the product and then the separate epilogue (numpy here, in the same precision)
+    rng = np.random.default_rng(4)
+    for m, n, k in SHAPES:
+        A, B, C = operands(rng, m, n, k, False, False, dtype=dtype)
+        bias = rng.standard_normal(n, dtype=dtype)
+        product = C[:, :n].copy()
+        _blas._gemm(False, False, 1.0, A, B, 0.0, product)
+        expected = product + bias
+        if relu:
+            expected = np.where(expected > 0, expected, 0).astype(dtype)
+        before = C.copy()
+        view = C[:, :n]
+        assert _blas._gemm_bias_act(A, B, view, bias, relu, True, packed) == (True, False)
+        assert_array_equal(view, expected, err_msg=f"m={m} n={n} k={k}")
+        assert_array_equal(C[:, n:], before[:, n:])
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_epilogue_in_the_stores_watches_for_nan_and_infinity(kernel_for_every_size, dtype):
+    # the flag is raised by a NaN or infinite product in any row, column or slice (the
+    # 600-deep product's last slice holds the whole sums), and not without one
+    rng = np.random.default_rng(5)
+    m, n, k = 40, 70, 600
+    A, B, C = operands(rng, m, n, k, False, False, dtype=dtype)
+    bias = np.zeros(n, dtype=dtype)
+    assert _blas._gemm_bias_act(A, B, C[:, :n], bias, True, True) == (True, False)
+    for (i, j), bad in itertools.product([(0, 0), (39, 599), (17, 300)], [np.nan, np.inf]):
+        Ab = A.copy()
+        Ab[i, j] = bad
+        out = C[:, :n]
+        assert _blas._gemm_bias_act(Ab, B, out, bias, True, True) == (True, True), (i, j, bad)
+        # NaN gives 0 after relu, as the separate epilogue's (v if v > 0 else 0)
+        assert not np.isnan(out).any() and np.all(out >= 0)
+        if np.isnan(bad):
+            assert not out[i].any()
+        assert _blas._gemm_bias_act(Ab, B, out, bias, True, False) == (True, False)
+
+
 def test_packed_operands_are_the_kernels_only(blas_only):
     assert _blas.packed_b_size(64, 64, np.float32) == 0
     A = np.ones((4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="kernel"):
         _blas._gemm(False, False, 1.0, A, A, 0.0, A.copy(), packed=True)
+    # and the fused epilogue is left to the caller
+    C = np.full((4, 4), 7.0, dtype=np.float32)
+    assert _blas._gemm_bias_act(A, A, C, np.ones(4, dtype=np.float32), True, True) == (False, False)
+    assert np.all(C == 7.0)
 
 
 def test_aligned_empty():

@@ -13,3 +13,8 @@ cdef void gemm_packed(bint trans_a, bint trans_b, int m, int n, int k,
 
 cdef void pack_b(bint trans_b, const floating* B, int ldb, int n, int k,
                  floating* packed_b) noexcept nogil
+
+cdef bint gemm_bias_act(int m, int n, int k, const floating* A, int lda,
+                        const floating* B, int ldb, const floating* packed_b,
+                        floating* C, int ldc, const floating* bias, bint relu,
+                        int* nonfinite) noexcept nogil

@@ -19,3 +19,12 @@ def _gemm(
     C: NDArray[Any],
     packed: bool = False,
 ) -> None: ...
+def _gemm_bias_act(
+    A: NDArray[Any],
+    B: NDArray[Any],
+    C: NDArray[Any],
+    bias: NDArray[Any],
+    relu: bool,
+    watch: bool,
+    packed: bool = False,
+) -> tuple[bool, bool]: ...

@@ -16,14 +16,18 @@ from ._threads import blas_multiplies_small_unpacked
 
 
 cdef extern from "_gemm_avx512.h" nogil:
+    ctypedef struct cymlp_epilogue:
+        const void* bias
+        int relu
+        int* nonfinite
     void sgemm_avx512 "cymlp_gemm_avx512_s" (
         int trans_a, int trans_b, long m, long n, long k, float alpha, const float* A,
         long lda, const float* B, long ldb, const float* packed_b, float beta, float* C,
-        long ldc) noexcept
+        long ldc, const cymlp_epilogue* ep) noexcept
     void dgemm_avx512 "cymlp_gemm_avx512_d" (
         int trans_a, int trans_b, long m, long n, long k, double alpha, const double* A,
         long lda, const double* B, long ldb, const double* packed_b, double beta,
-        double* C, long ldc) noexcept
+        double* C, long ldc, const cymlp_epilogue* ep) noexcept
     long spacked_b_size "cymlp_packed_b_size_s" (long n, long k) noexcept
     long dpacked_b_size "cymlp_packed_b_size_d" (long n, long k) noexcept
     void spack_b "cymlp_pack_b_s" (int trans_b, const float* B, long ldb, long n, long k,
@@ -79,16 +83,39 @@ cdef void gemm_packed(bint trans_a, bint trans_b, int m, int n, int k,
     if _kernel_takes(trans_a, m, n, k):
         if floating is float:
             sgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, packed_b, beta, C,
-                         ldc)
+                         ldc, NULL)
         else:
             dgemm_avx512(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, packed_b, beta, C,
-                         ldc)
+                         ldc, NULL)
     elif floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
               &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> B, &ldb, <double*> A, &lda,
               &beta, C, &ldc)
+
+
+cdef bint gemm_bias_act(int m, int n, int k, const floating* A, int lda,
+                        const floating* B, int ldb, const floating* packed_b,
+                        floating* C, int ldc, const floating* bias, bint relu,
+                        int* nonfinite) noexcept nogil:
+    """The forward pass's product and epilogue in one, on the kernel: C (m x n) = A (m x
+    k) @ B (k x n) (B also packed by pack_b, or packed_b NULL); *nonfinite = 1 if an
+    entry of C is then NaN or infinite (nonfinite NULL: not looked at); C += bias (n
+    values); then C = max(C, 0) where relu. The epilogue runs in the kernel's stores,
+    while C is in registers; the bits are those of gemm and the epilogue one after the
+    other. False, with nothing done, where the kernel does not take the product."""
+    cdef cymlp_epilogue ep
+    if not _kernel_takes(False, m, n, k):
+        return False
+    ep.bias = bias
+    ep.relu = relu
+    ep.nonfinite = nonfinite
+    if floating is float:
+        sgemm_avx512(False, False, m, n, k, 1, A, lda, B, ldb, packed_b, 0, C, ldc, &ep)
+    else:
+        dgemm_avx512(False, False, m, n, k, 1, A, lda, B, ldb, packed_b, 0, C, ldc, &ep)
+    return True
 
 
 def packed_b_size(int n, int k, dtype):
@@ -172,6 +199,30 @@ def _gemm(bint trans_a, bint trans_b, double alpha, floating[:, :] A, floating[:
         pack_b(trans_b, &B[0, 0], ldb, n, k, packed_b)
     gemm_packed(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], lda, &B[0, 0], ldb,
                 packed_b, <floating> beta, &C[0, 0], ldc)
+
+
+def _gemm_bias_act(floating[:, :] A, floating[:, :] B, floating[:, :] C, floating[::1] bias,
+                   bint relu, bint watch, bint packed=False):
+    """C = max(A @ B + bias, 0) (relu) or A @ B + bias through gemm_bias_act, for tests
+    (operands as _gemm's): whether the kernel ran it, and whether it saw a NaN or an
+    infinity in A @ B (watch)."""
+    cdef int m = C.shape[0], n = C.shape[1], k = A.shape[1]
+    if A.shape[0] != m or B.shape[0] != k or B.shape[1] != n or bias.shape[0] != n:
+        raise ValueError("_gemm_bias_act: shapes do not match")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("_gemm_bias_act: empty dimension")
+    cdef int lda = _row_stride(A), ldb = _row_stride(B), ldc = _row_stride(C)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] Bp
+    cdef floating* packed_b = NULL
+    cdef int flag = 0
+    if packed and packed_b_size(n, k, dtype) > 0:
+        Bp = aligned_empty(packed_b_size(n, k, dtype), dtype)
+        packed_b = &Bp[0]
+        pack_b(False, &B[0, 0], ldb, n, k, packed_b)
+    done = gemm_bias_act(m, n, k, &A[0, 0], lda, &B[0, 0], ldb, packed_b, &C[0, 0], ldc,
+                         &bias[0], relu, &flag if watch else NULL)
+    return done, flag != 0
 
 
 cdef int _row_stride(floating[:, :] X) except -1:

@@ -23,7 +23,7 @@ from cython.parallel cimport parallel, prange
 from ._fpenv cimport fp_enter, fp_leave
 from ._openmp cimport CYMLP_OPENMP, omp_get_max_threads, omp_get_thread_num
 
-from ._blas cimport gemm, gemm_packed, pack_b
+from ._blas cimport gemm, gemm_bias_act, gemm_packed, pack_b
 from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU,
                         SILU, SOFTMAX, SOFTPLUS, TANH, SQUARED, ABSOLUTE, HUBER,
                         act_backward, batchnorm_backward, batchnorm_forward,
@@ -282,6 +282,15 @@ cdef inline Py_ssize_t _lo(Py_ssize_t blk, Py_ssize_t n_blocks, Py_ssize_t size)
     return blk * size // n_blocks
 
 
+cdef inline int* watch_flag(const Net* net, int l) noexcept nogil:
+    """Where prediction flags a NaN or infinite first-layer product (net.nonfinite): the
+    flag of this thread of the layer's product, or net's only flag where the product has
+    one thread (whose number, inside predict_core's own threads, is not 0). NULL: none."""
+    if l != 1 or net.nonfinite == NULL:
+        return NULL
+    return net.nonfinite + (omp_get_thread_num() if net.n_threads > 1 else 0)
+
+
 cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
                                   Py_ssize_t ld, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t c0,
                                   Py_ssize_t nc, int act, const Net* net, int l,
@@ -289,12 +298,11 @@ cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
     """The elementwise work that follows layer l's GEMM, on the block of rows r0:r0+nr
     and columns c0:c0+nc of A (rows ld apart): bias and activation (keeping the
     pre-activation in pre, when given), then dropout in training. act < 0: none. First,
-    where prediction watches them (net.nonfinite), the first layer's products are looked
-    at for NaN and infinity: one flag per thread of the layer's product, or net's only
-    flag where the product has one thread (whose number, inside predict_core's own
-    threads, is not 0)."""
-    if l == 1 and net.nonfinite != NULL and block_nonfinite(A + r0 * ld + c0, ld, nr, nc):
-        net.nonfinite[omp_get_thread_num() if net.n_threads > 1 else 0] = 1
+    where prediction watches them (watch_flag), the first layer's products are looked at
+    for NaN and infinity."""
+    cdef int* flag = watch_flag(net, l)
+    if flag != NULL and block_nonfinite(A + r0 * ld + c0, ld, nr, nc):
+        flag[0] = 1
     if act < 0:
         return
     bias_act_forward(A + r0 * ld + c0, ld, b + c0, nr, nc, act,
@@ -302,6 +310,28 @@ cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
     if net.training and l < net.n_layers and net.drop_rate[l] > 0:
         dropout_apply(A + r0 * ld + c0, ld, nr, nc, X.idx + r0 if X.idx != NULL else NULL,
                       X.start + r0, c0, net.drop_key[l], net.drop_rate[l])
+
+
+cdef inline void forward_block(floating* A, const floating* X, const floating* W,
+                               const floating* Wp, const floating* b, Py_ssize_t n_in,
+                               Py_ssize_t n_out, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t c0,
+                               Py_ssize_t nc, int act, floating* pre, const Net* net, int l,
+                               const Batch* rows) noexcept nogil:
+    """Rows r0:r0+nr and columns c0:c0+nc of dense_forward's A = act(X W + b): the
+    product, then forward_epilogue. Wp: W packed for the kernel, or NULL (a block of
+    whole rows only: c0 = 0, nc = n_out). A plain bias, or one with relu, with nothing
+    else after it (no pre-activation kept, no dropout), runs in the kernel's stores
+    (_blas.gemm_bias_act) where the kernel takes the product: the same bits, one pass
+    over the block fewer."""
+    if ((act == RELU or act == IDENTITY) and pre == NULL
+            and not (net.training and l < net.n_layers and net.drop_rate[l] > 0)
+            and gemm_bias_act(nr, nc, n_in, X + r0 * n_in, n_in, W + c0, n_out, Wp,
+                              A + r0 * n_out + c0, n_out, b + c0, act == RELU,
+                              watch_flag(net, l))):
+        return
+    gemm_packed(False, False, nr, nc, n_in, <floating> 1, X + r0 * n_in, n_in, W + c0, n_out,
+                Wp, <floating> 0, A + r0 * n_out + c0, n_out)
+    forward_epilogue(A, pre, b, n_out, r0, nr, c0, nc, act, net, l, rows)
 
 
 cdef inline void backward_epilogue(floating* D, const floating* S, Py_ssize_t ld,
@@ -341,18 +371,15 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
         by_rows = True
         n_blocks = min(n_blocks, nb)
     if n_blocks == 1:
-        gemm_packed(False, False, nb, n_out, n_in, <floating> 1, X, n_in, W, n_out, Wp,
-                    <floating> 0, A, n_out)
-        forward_epilogue(A, pre, b, n_out, 0, nb, 0, n_out, act, net, l, rows)
+        forward_block(A, X, W, Wp, b, n_in, n_out, 0, nb, 0, n_out, act, pre, net, l, rows)
     elif by_rows:
         with parallel(num_threads=net.n_threads):
             fp_enter()
             for blk in prange(n_blocks, schedule="static"):
                 lo = _lo(blk, n_blocks, nb)
                 width = _lo(blk + 1, n_blocks, nb) - lo
-                gemm_packed(False, False, width, n_out, n_in, <floating> 1, X + lo * n_in,
-                            n_in, W, n_out, Wp, <floating> 0, A + lo * n_out, n_out)
-                forward_epilogue(A, pre, b, n_out, lo, width, 0, n_out, act, net, l, rows)
+                forward_block(A, X, W, Wp, b, n_in, n_out, lo, width, 0, n_out, act, pre, net,
+                              l, rows)
             fp_leave()
     else:
         with parallel(num_threads=net.n_threads):
@@ -360,9 +387,8 @@ cdef void dense_forward(floating* A, const floating* X, const floating* W, const
             for blk in prange(n_blocks, schedule="static"):
                 lo = _lo(blk, n_blocks, n_out)
                 width = _lo(blk + 1, n_blocks, n_out) - lo
-                gemm(False, False, nb, width, n_in, <floating> 1, X, n_in, W + lo, n_out,
-                     <floating> 0, A + lo, n_out)
-                forward_epilogue(A, pre, b, n_out, 0, nb, lo, width, act, net, l, rows)
+                forward_block(A, X, W, <floating*> NULL, b, n_in, n_out, 0, nb, lo, width, act,
+                              pre, net, l, rows)
             fp_leave()
 
 

@@ -28,6 +28,16 @@
 #ifndef CYMLP_GEMM_AVX512_H
 #define CYMLP_GEMM_AVX512_H
 
+/* What the GEMM does to C after its last slice of K, fused into the tiles' stores (the
+   forward pass's epilogue, while C is still in registers): first, where nonfinite is
+   not NULL, *nonfinite = 1 if an entry is NaN or infinite; then C += bias (n values,
+   when not NULL), then max(C, 0) where relu (0 for NaN, as the separate epilogue). */
+typedef struct {
+    const void* bias;
+    int relu;
+    int* nonfinite;
+} cymlp_epilogue;
+
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define CYMLP_HAVE_GEMM_AVX512 1
 #else
@@ -74,7 +84,8 @@ static inline long cymlp_slice_start(long s, long n_slices, long K) { return s *
 #define CYMLP_DEFINE_TILE(NAME, LOAD_PANEL, ROW_FMA)                                    \
     static CYMLP_AVX512 void NAME(long kc, const CYMLP_T* A, long ars, long aks,        \
                                   const CYMLP_T* Bp, CYMLP_T* C, long ldc, long mr,     \
-                                  long nc, CYMLP_T alpha, CYMLP_T beta, int first) {    \
+                                  long nc, CYMLP_T alpha, CYMLP_T beta, int first,      \
+                                  const cymlp_epilogue* ep, long j0) {                  \
         CYMLP_ROWS(CYMLP_ROW_PTR)                                                       \
         CYMLP_ROWS(CYMLP_ROW_ZERO)                                                      \
         CYMLP_V acc[2 * CYMLP_MR];                                                      \
@@ -84,7 +95,7 @@ static inline long cymlp_slice_start(long s, long n_slices, long K) { return s *
             CYMLP_ROWS(ROW_FMA)                                                         \
         }                                                                               \
         CYMLP_ROWS(CYMLP_ROW_SAVE)                                                      \
-        CYMLP_FN(cymlp_store_tile)(acc, C, ldc, mr, nc, alpha, beta, first);            \
+        CYMLP_FN(cymlp_store_tile)(acc, C, ldc, mr, nc, alpha, beta, first, ep, j0);    \
     }
 
 /* float32: cymlp_gemm_avx512_s */
@@ -100,6 +111,7 @@ static inline long cymlp_slice_start(long s, long n_slices, long K) { return s *
                                          14, 15),                                       \
                        _mm512_set1_epi32((int) (ld)))
 #define CYMLP_GATHER(index, p) _mm512_i32gather_ps(index, p, 4)
+#define CYMLP_UNORDERED(x) _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q)
 #include "_gemm_avx512_impl.h"
 #undef CYMLP_T
 #undef CYMLP_V
@@ -123,6 +135,7 @@ static inline long cymlp_slice_start(long s, long n_slices, long K) { return s *
     _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                       \
                        _mm256_set1_epi32((int) (ld)))
 #define CYMLP_GATHER(index, p) _mm512_i32gather_pd(index, p, 8)
+#define CYMLP_UNORDERED(x) _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q)
 #include "_gemm_avx512_impl.h"
 
 /* Whether this CPU (and its OS) runs AVX-512F code. */
@@ -135,10 +148,10 @@ static int cymlp_gemm_avx512_supported(void) {
     static void cymlp_gemm_avx512_##SFX(int trans_a, int trans_b, long M, long N, long K, \
                                         T alpha, const T* A, long lda, const T* B,      \
                                         long ldb, const T* Bpacked, T beta, T* C,       \
-                                        long ldc) {                                     \
+                                        long ldc, const cymlp_epilogue* ep) {           \
         (void) trans_a; (void) trans_b; (void) M; (void) N; (void) K; (void) alpha;     \
         (void) A; (void) lda; (void) B; (void) ldb; (void) Bpacked; (void) beta;        \
-        (void) C; (void) ldc;                                                           \
+        (void) C; (void) ldc; (void) ep;                                                \
     }                                                                                   \
     static long cymlp_packed_b_size_##SFX(long N, long K) { (void) N; (void) K; return 0; } \
     static void cymlp_pack_b_##SFX(int trans_b, const T* B, long ldb, long N, long K,   \

@@ -71,15 +71,26 @@ static inline CYMLP_AVX512 void CYMLP_FN(cymlp_prefetch_rows)(const CYMLP_T* A, 
     }
 }
 
-/* Store the accumulated tile acc (row r: acc[2r], acc[2r + 1]) into C. */
+/* Store the accumulated tile acc (row r: acc[2r], acc[2r + 1]) into C, whose first
+   column is column j0 of the product; then ep's epilogue, unless ep is NULL. */
 static inline CYMLP_AVX512 void CYMLP_FN(cymlp_store_tile)(const CYMLP_V* acc, CYMLP_T* C,
                                                            long ldc, long mr, long nc,
                                                            CYMLP_T alpha, CYMLP_T beta,
-                                                           int first) {
+                                                           int first, const cymlp_epilogue* ep,
+                                                           long j0) {
     CYMLP_MASK m0 = CYMLP_FN(cymlp_lanes)(nc), m1 = CYMLP_FN(cymlp_lanes)(nc - CYMLP_W);
     CYMLP_V al = CYMLP_OP(set1)(alpha), be = CYMLP_OP(set1)(first ? beta : 1);
+    CYMLP_V zero = CYMLP_OP(setzero)(), b0 = zero, b1 = zero, d0, d1;
+    CYMLP_MASK bad = 0;
     int read_c = !first || beta != 0; /* beta = 0: C is not read (it may hold NaN) */
+    int bias = ep != NULL && ep->bias != NULL, relu = ep != NULL && ep->relu;
+    int watch = ep != NULL && ep->nonfinite != NULL;
     long r;
+    if (bias) {
+        const CYMLP_T* bj = (const CYMLP_T*) ep->bias + j0;
+        b0 = CYMLP_OP(maskz_loadu)(m0, bj);
+        b1 = CYMLP_OP(maskz_loadu)(m1, bj + CYMLP_W);
+    }
     for (r = 0; r < mr; r++) {
         CYMLP_T* cr = C + r * ldc;
         CYMLP_V x0 = CYMLP_OP(mul)(al, acc[2 * r]), x1 = CYMLP_OP(mul)(al, acc[2 * r + 1]);
@@ -87,10 +98,25 @@ static inline CYMLP_AVX512 void CYMLP_FN(cymlp_store_tile)(const CYMLP_V* acc, C
             x0 = CYMLP_OP(fmadd)(be, CYMLP_OP(maskz_loadu)(m0, cr), x0);
             x1 = CYMLP_OP(fmadd)(be, CYMLP_OP(maskz_loadu)(m1, cr + CYMLP_W), x1);
         }
+        if (watch) { /* x - x is NaN exactly where x is NaN or infinite */
+            d0 = CYMLP_OP(sub)(x0, x0);
+            d1 = CYMLP_OP(sub)(x1, x1);
+            bad |= (CYMLP_UNORDERED(d0) & m0) | (CYMLP_UNORDERED(d1) & m1);
+        }
+        if (bias) {
+            x0 = CYMLP_OP(add)(x0, b0);
+            x1 = CYMLP_OP(add)(x1, b1);
+        }
+        if (relu) { /* max(x, 0) is 0 for NaN x: its second operand */
+            x0 = CYMLP_OP(max)(x0, zero);
+            x1 = CYMLP_OP(max)(x1, zero);
+        }
         CYMLP_OP(mask_storeu)(cr, m0, x0);
         if (nc > CYMLP_W)
             CYMLP_OP(mask_storeu)(cr + CYMLP_W, m1, x1);
     }
+    if (bad)
+        *ep->nonfinite = 1;
 }
 
 /* C[0:mr, 0:nc] = alpha * sum_k op(A)[r, k] Bp[k, :] + (first ? beta C : C), where
@@ -153,7 +179,8 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_pack_b)(int trans_b, const CYMLP_T* B, l
    for a wide A: measured 20 % slower than a contiguous A in place), blocks of MC_T rows,
    copied into the thread's block buffer first and reused by every panel; in place when
    there is only one panel (the output layer's gradient, 10 columns: the copy took as
-   long as the product). Bpacked: op(B) already packed (cymlp_pack_b), or NULL.
+   long as the product). Bpacked: op(B) already packed (cymlp_pack_b), or NULL; ep: the
+   epilogue fused into the last slice's stores, or NULL.
 
    A read in place may come straight from memory (prediction's input). Each tile asks
    for a few rows of the block and slice that come next, so that they are in L2 when
@@ -164,7 +191,8 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
                                                      long K, CYMLP_T alpha, const CYMLP_T* A,
                                                      long lda, const CYMLP_T* B, long ldb,
                                                      const CYMLP_T* Bpacked, CYMLP_T beta,
-                                                     CYMLP_T* C, long ldc) {
+                                                     CYMLP_T* C, long ldc,
+                                                     const cymlp_epilogue* ep) {
     CYMLP_T Bp[CYMLP_KC * CYMLP_NR] __attribute__((aligned(64)));
     long n_slices = cymlp_n_slices(K), npad = CYMLP_FN(cymlp_packed_b_size)(N, 1);
     CYMLP_T* Ap = trans_a && N > CYMLP_NR ? CYMLP_FN(cymlp_transposed_block) : NULL;
@@ -213,11 +241,11 @@ static CYMLP_AVX512 void CYMLP_FN(cymlp_gemm_avx512)(int trans_a, int trans_b, l
                     if (Ap != NULL)
                         (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
                             kc, Ap + (i0 - i1) * kc, 1, CYMLP_MR, panel, C + i0 * ldc + j0, ldc,
-                            mr, nc, alpha, beta, s == 0);
+                            mr, nc, alpha, beta, s == 0, s == n_slices - 1 ? ep : NULL, j0);
                     else
                         (nc > CYMLP_W ? CYMLP_FN(cymlp_tile) : CYMLP_FN(cymlp_tile_half))(
                             kc, A + i0 * ars + k0 * aks, ars, aks, panel, C + i0 * ldc + j0, ldc,
-                            mr, nc, alpha, beta, s == 0);
+                            mr, nc, alpha, beta, s == 0, s == n_slices - 1 ? ep : NULL, j0);
                 }
             }
         }
