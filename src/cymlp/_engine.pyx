@@ -863,6 +863,12 @@ cdef void predict_chunk(const Net* net, const floating* P, const Rows* X, Py_ssi
         A_prev = A
 
 
+cdef inline bint _chunks_per_thread(Py_ssize_t n, Py_ssize_t chunk, int n_threads) noexcept nogil:
+    """Whether predicting n rows in chunks of chunk rows gives each of n_threads threads
+    PER_THREAD_CHUNKS chunks or more."""
+    return (n + chunk - 1) // chunk >= PER_THREAD_CHUNKS * n_threads
+
+
 cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
                        floating* out, floating* h1, floating* h2, Py_ssize_t chunk,
                        Py_ssize_t h_size) noexcept nogil:
@@ -875,7 +881,7 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
     cut into, are the same both ways, and so are the outputs."""
     cdef Py_ssize_t k, t, n_chunks = (n + chunk - 1) // chunk
     cdef Net one
-    if net.n_threads == 1 or n_chunks < PER_THREAD_CHUNKS * net.n_threads:
+    if net.n_threads == 1 or not _chunks_per_thread(n, chunk, net.n_threads):
         for k in range(n_chunks):
             predict_chunk(net, P, X, k * chunk, min(chunk, n - k * chunk), out, h1, h2)
         return
@@ -1438,7 +1444,12 @@ cdef class Network:
         if watch:
             net.nonfinite = <int*> _ptr(flags)
         cdef Rows rows = self._fill_rows(held)
-        packed, pk_off = self._packed_weights(params, chunk, rows.dense == NULL)
+        # packed once, the weights pay where every thread has several chunks (else the
+        # serial packing costs more than the copies each product makes of them)
+        if _chunks_per_thread(n, chunk, net.n_threads):
+            packed, pk_off = self._packed_weights(params, chunk, rows.dense == NULL)
+        else:
+            packed, pk_off = None, None
         net.packed = _ptr(packed)
         net.pk_off = <const Py_ssize_t*> _ptr(pk_off)
         cdef void* P = _ptr(params)
