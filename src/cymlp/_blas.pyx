@@ -179,24 +179,17 @@ def _gemm(bint trans_a, bint trans_b, double alpha, floating[:, :] A, floating[:
     """C = alpha op(A) op(B) + beta C through gemm, for tests: 2-D arrays whose rows are
     each contiguous (views into larger arrays allowed), no empty dimension. packed: op(B)
     packed first by pack_b, and gemm_packed reading it there (the kernel only)."""
+    _check_operands(trans_a, trans_b, A, B, C)
     cdef int m = C.shape[0], n = C.shape[1]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
-    if ((A.shape[1] if trans_a else A.shape[0]) != m
-            or (B.shape[1] if trans_b else B.shape[0]) != k
-            or (B.shape[0] if trans_b else B.shape[1]) != n):
-        raise ValueError("_gemm: shapes do not match")
-    if m == 0 or n == 0 or k == 0:
-        raise ValueError("_gemm: empty dimension")
     cdef int lda = _row_stride(A), ldb = _row_stride(B), ldc = _row_stride(C)
-    dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] Bp
     cdef floating* packed_b = NULL
     if packed:
-        if packed_b_size(n, k, dtype) == 0:
+        if not OWN_GEMM:
             raise ValueError("_gemm: packed operands are the kernel's, and it is off")
-        Bp = aligned_empty(packed_b_size(n, k, dtype), dtype)
+        Bp = _packed_operand(trans_b, B, n, k)
         packed_b = &Bp[0]
-        pack_b(trans_b, &B[0, 0], ldb, n, k, packed_b)
     gemm_packed(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], lda, &B[0, 0], ldb,
                 packed_b, <floating> beta, &C[0, 0], ldc)
 
@@ -206,23 +199,42 @@ def _gemm_bias_act(floating[:, :] A, floating[:, :] B, floating[:, :] C, floatin
     """C = max(A @ B + bias, 0) (relu) or A @ B + bias through gemm_bias_act, for tests
     (operands as _gemm's): whether the kernel ran it, and whether it saw a NaN or an
     infinity in A @ B (watch)."""
+    _check_operands(False, False, A, B, C)
+    if bias.shape[0] != C.shape[1]:
+        raise ValueError("_gemm: shapes do not match")
     cdef int m = C.shape[0], n = C.shape[1], k = A.shape[1]
-    if A.shape[0] != m or B.shape[0] != k or B.shape[1] != n or bias.shape[0] != n:
-        raise ValueError("_gemm_bias_act: shapes do not match")
-    if m == 0 or n == 0 or k == 0:
-        raise ValueError("_gemm_bias_act: empty dimension")
     cdef int lda = _row_stride(A), ldb = _row_stride(B), ldc = _row_stride(C)
-    dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] Bp
     cdef floating* packed_b = NULL
     cdef int flag = 0
-    if packed and packed_b_size(n, k, dtype) > 0:
-        Bp = aligned_empty(packed_b_size(n, k, dtype), dtype)
+    if packed and OWN_GEMM:
+        Bp = _packed_operand(False, B, n, k)
         packed_b = &Bp[0]
-        pack_b(False, &B[0, 0], ldb, n, k, packed_b)
     done = gemm_bias_act(m, n, k, &A[0, 0], lda, &B[0, 0], ldb, packed_b, &C[0, 0], ldc,
                          &bias[0], relu, &flag if watch else NULL)
     return done, flag != 0
+
+
+def _check_operands(bint trans_a, bint trans_b, floating[:, :] A, floating[:, :] B,
+                    floating[:, :] C):
+    """Raise ValueError unless op(A) op(B) has C's shape, with no empty dimension."""
+    cdef int m = C.shape[0], n = C.shape[1]
+    cdef int k = A.shape[0] if trans_a else A.shape[1]
+    if ((A.shape[1] if trans_a else A.shape[0]) != m
+            or (B.shape[1] if trans_b else B.shape[0]) != k
+            or (B.shape[0] if trans_b else B.shape[1]) != n):
+        raise ValueError("_gemm: shapes do not match")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("_gemm: empty dimension")
+
+
+def _packed_operand(bint trans_b, floating[:, :] B, int n, int k):
+    """op(B) (k x n) packed by pack_b into a new array, for the test helpers above."""
+    dtype = np.float32 if floating is float else np.float64
+    Bp = aligned_empty(packed_b_size(n, k, dtype), dtype)
+    cdef floating[::1] out = Bp
+    pack_b(trans_b, &B[0, 0], _row_stride(B), n, k, &out[0])
+    return Bp
 
 
 cdef int _row_stride(floating[:, :] X) except -1:

@@ -1437,16 +1437,17 @@ cdef class Network:
             return out, False
         chunk = max(1, min(chunk, n))
         cdef Net net = self._net()
+        cdef bint per_thread = _chunks_per_thread(n, chunk, net.n_threads)
         cdef Py_ssize_t h_size = chunk * max(self.layer_units[1:-1], default=1)
-        h1 = np.empty(net.n_threads * h_size, dtype=self.dtype)
-        h2 = np.empty(net.n_threads * h_size, dtype=self.dtype)
+        h1 = np.empty((net.n_threads if per_thread else 1) * h_size, dtype=self.dtype)
+        h2 = np.empty((net.n_threads if per_thread else 1) * h_size, dtype=self.dtype)
         flags = np.zeros(net.n_threads, dtype=np.intc)
         if watch:
             net.nonfinite = <int*> _ptr(flags)
         cdef Rows rows = self._fill_rows(held)
         # packed once, the weights pay where every thread has several chunks (else the
         # serial packing costs more than the copies each product makes of them)
-        if _chunks_per_thread(n, chunk, net.n_threads):
+        if per_thread:
             packed, pk_off = self._packed_weights(params, chunk, rows.dense == NULL)
         else:
             packed, pk_off = None, None
