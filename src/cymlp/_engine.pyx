@@ -48,8 +48,9 @@ OUTPUT_ACTIVATIONS = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDEN
 OPENMP_BUILD = bool(CYMLP_OPENMP)
 # Rows per chunk when evaluating the full-batch objective: bounds memory.
 DEFAULT_CHUNK = 4096
-# Rows per chunk when predicting; from PER_THREAD_CHUNKS chunks per thread, each thread
-# predicts whole chunks on its own (predict_core)
+# Rows per chunk when predicting; from PER_THREAD_CHUNKS chunks per thread (with more
+# than two threads, from two chunks), each thread predicts whole chunks on its own
+# (predict_core)
 PREDICT_CHUNK = 512
 cdef Py_ssize_t PER_THREAD_CHUNKS = 4
 
@@ -865,23 +866,32 @@ cdef void predict_chunk(const Net* net, const floating* P, const Rows* X, Py_ssi
 
 cdef inline bint _chunks_per_thread(Py_ssize_t n, Py_ssize_t chunk, int n_threads) noexcept nogil:
     """Whether predicting n rows in chunks of chunk rows gives each of n_threads threads
-    PER_THREAD_CHUNKS chunks or more."""
+    PER_THREAD_CHUNKS chunks or more (then packing the weights once pays)."""
     return (n + chunk - 1) // chunk >= PER_THREAD_CHUNKS * n_threads
+
+
+cdef inline bint _thread_per_chunk(Py_ssize_t n, Py_ssize_t chunk, int n_threads) noexcept nogil:
+    """Whether predict_core gives whole chunks to the threads: from PER_THREAD_CHUNKS
+    chunks per thread (measured with two threads), and with more than two threads from
+    two chunks, since a chunk's products are cut into few blocks (two for a first layer
+    of 256 units or more), which would leave most threads idle."""
+    return n_threads > 1 and (_chunks_per_thread(n, chunk, n_threads)
+                              or n_threads > 2 and n > chunk)
 
 
 cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
                        floating* out, floating* h1, floating* h2, Py_ssize_t chunk,
                        Py_ssize_t h_size) noexcept nogil:
     """out (n, n_outputs) = the network's output for the n rows, in chunks of chunk rows.
-    With at least PER_THREAD_CHUNKS chunks per thread, each thread takes whole chunks
-    through every layer on its own (its layers' products in one thread, each chunk's
-    activations staying in its cache, no fork/join between layers), thread t with its
-    own h1 + t h_size and h2 + t h_size; with fewer, the chunks go one after the other,
-    each layer's product cut among the threads. The chunks, and the blocks each layer is
-    cut into, are the same both ways, and so are the outputs."""
+    Where _thread_per_chunk, each thread takes whole chunks through every layer on its
+    own (its layers' products in one thread, each chunk's activations staying in its
+    cache, no fork/join between layers), thread t with its own h1 + t h_size and h2 + t
+    h_size; otherwise the chunks go one after the other, each layer's product cut among
+    the threads. The chunks, and the blocks each layer is cut into, are the same both
+    ways, and so are the outputs."""
     cdef Py_ssize_t k, t, n_chunks = (n + chunk - 1) // chunk
     cdef Net one
-    if net.n_threads == 1 or not _chunks_per_thread(n, chunk, net.n_threads):
+    if not _thread_per_chunk(n, chunk, net.n_threads):
         for k in range(n_chunks):
             predict_chunk(net, P, X, k * chunk, min(chunk, n - k * chunk), out, h1, h2)
         return
@@ -1437,7 +1447,7 @@ cdef class Network:
             return out, False
         chunk = max(1, min(chunk, n))
         cdef Net net = self._net()
-        cdef bint per_thread = _chunks_per_thread(n, chunk, net.n_threads)
+        cdef bint per_thread = _thread_per_chunk(n, chunk, net.n_threads)
         cdef Py_ssize_t h_size = chunk * max(self.layer_units[1:-1], default=1)
         h1 = np.empty((net.n_threads if per_thread else 1) * h_size, dtype=self.dtype)
         h2 = np.empty((net.n_threads if per_thread else 1) * h_size, dtype=self.dtype)
@@ -1447,7 +1457,7 @@ cdef class Network:
         cdef Rows rows = self._fill_rows(held)
         # packed once, the weights pay where every thread has several chunks (else the
         # serial packing costs more than the copies each product makes of them)
-        if per_thread:
+        if _chunks_per_thread(n, chunk, net.n_threads):
             packed, pk_off = self._packed_weights(params, chunk, rows.dense == NULL)
         else:
             packed, pk_off = None, None
