@@ -873,8 +873,8 @@ cdef inline bint _chunks_per_thread(Py_ssize_t n, Py_ssize_t chunk, int n_thread
 cdef inline bint _thread_per_chunk(Py_ssize_t n, Py_ssize_t chunk, int n_threads) noexcept nogil:
     """Whether predict_core gives whole chunks to the threads: from PER_THREAD_CHUNKS
     chunks per thread (measured with two threads), and with more than two threads from
-    two chunks, since a chunk's products are cut into few blocks (two for a first layer
-    of 256 units or more), which would leave most threads idle."""
+    two chunks, since a chunk's products are cut into few blocks (two for a layer with
+    256 inputs or more), which would leave most threads idle."""
     return n_threads > 1 and (_chunks_per_thread(n, chunk, n_threads)
                               or n_threads > 2 and n > chunk)
 

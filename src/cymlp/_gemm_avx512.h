@@ -11,10 +11,12 @@
    The loop nest: M in blocks (cymlp_gemm_avx512_s / _d), K in near-equal slices of at
    most KC, N in panels of NR columns (two vectors: 32 floats or 16 doubles), then tiles
    of MR = 8 rows. A panel of op(B) (up to KC x NR values, 32 KB) is copied contiguously
-   into a stack buffer, where it stays in L1 while every row tile of the block runs over
-   it; the 8 x NR tile of C lives in 16 vector registers; each step along K broadcasts
-   one element of each of the tile's 8 rows of op(A) and multiplies it into the panel's
-   two vectors.
+   into a stack buffer (or read where cymlp_pack_b put every panel beforehand, for an
+   op(B) that many calls share), where it stays in L1 while every row tile of the block
+   runs over it; the 8 x NR tile of C lives in 16 vector registers; each step along K
+   broadcasts one element of each of the tile's 8 rows of op(A) and multiplies it into
+   the panel's two vectors. The last slice's stores can also add a bias, apply relu and
+   look for NaN and infinity (cymlp_epilogue), while the tile is in registers.
 
    Edges: a panel narrower than NR columns is padded with zeros and stored through a
    mask (at most one vector wide: cymlp_tile_half); a tile of fewer than 8 rows
