@@ -660,9 +660,10 @@ def test_thread_count_does_not_change_predictions(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_prediction_paths_give_the_same_bits(dtype, monkeypatch):
-    # Prediction runs in chunks: from 4 chunks per thread each thread takes whole chunks
-    # through every layer, with fewer the threads share each layer's product; the weights
-    # are packed once for the kernel where it runs (a 600-deep first layer: three slices;
+    # Prediction runs in chunks: from 4 chunks per thread (with 3 threads, from 2 chunks)
+    # each thread takes whole chunks through every layer, with fewer the threads share
+    # each layer's product; from 4 chunks per thread the weights are also packed once
+    # for the kernel where it runs (a 600-deep first layer: three slices;
     # 100 and 40 wide layers: part panels; the 3-wide output is too narrow to pack). For
     # a chunk size, every way gives the same bits, and the forward pass's values. (Other
     # chunk sizes may give other last bits: a thinner block's product can go to the BLAS.)
