@@ -881,17 +881,17 @@ cdef inline bint _thread_per_chunk(Py_ssize_t n, Py_ssize_t chunk, int n_threads
 
 cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
                        floating* out, floating* h1, floating* h2, Py_ssize_t chunk,
-                       Py_ssize_t h_size) noexcept nogil:
+                       bint per_thread, Py_ssize_t h_size) noexcept nogil:
     """out (n, n_outputs) = the network's output for the n rows, in chunks of chunk rows.
-    Where _thread_per_chunk, each thread takes whole chunks through every layer on its
-    own (its layers' products in one thread, each chunk's activations staying in its
-    cache, no fork/join between layers), thread t with its own h1 + t h_size and h2 + t
-    h_size; otherwise the chunks go one after the other, each layer's product cut among
-    the threads. The chunks, and the blocks each layer is cut into, are the same both
-    ways, and so are the outputs."""
+    Where per_thread (_thread_per_chunk), each thread takes whole chunks through every
+    layer on its own (its layers' products in one thread, each chunk's activations
+    staying in its cache, no fork/join between layers), thread t with its own h1 + t
+    h_size and h2 + t h_size; otherwise the chunks go one after the other, each layer's
+    product cut among the threads. The chunks, and the blocks each layer is cut into, are
+    the same both ways, and so are the outputs."""
     cdef Py_ssize_t k, t, n_chunks = (n + chunk - 1) // chunk
     cdef Net one
-    if not _thread_per_chunk(n, chunk, net.n_threads):
+    if not per_thread:
         for k in range(n_chunks):
             predict_chunk(net, P, X, k * chunk, min(chunk, n - k * chunk), out, h1, h2)
         return
@@ -1472,10 +1472,10 @@ cdef class Network:
             fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             if single:
                 predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> p1, <float*> p2,
-                             chunk, h_size)
+                             chunk, per_thread, h_size)
             else:
                 predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> p1,
-                             <double*> p2, chunk, h_size)
+                             <double*> p2, chunk, per_thread, h_size)
             fp_leave()
         return out, bool(flags.any())
 
