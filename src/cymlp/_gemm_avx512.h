@@ -124,6 +124,7 @@ static inline long cymlp_slice_start(long s, long n_slices, long K) { return s *
 #undef CYMLP_INDEX
 #undef CYMLP_ROW_INDEX
 #undef CYMLP_GATHER
+#undef CYMLP_UNORDERED
 
 /* float64: cymlp_gemm_avx512_d */
 #define CYMLP_T double
