@@ -344,20 +344,21 @@ class _EngineWindows:
     increments in a loop, on entry and on exit: the difference is what that thread did
     while the engine ran its compiled loop.
 
-    No clock times the windows. A window always shows some progress of the other thread from
-    its edges (the GIL changes hands there: on entry, and when the engine takes the GIL
-    back). With the GIL released the other thread also runs through the whole window, so
-    long windows show far more progress than near-empty ones. With the GIL held it could
-    not run Python code inside the window at all, and a long window would show no more
-    than an empty one. `_check_windows` compares the two.
+    No clock times the windows. A window always shows some progress of the other thread
+    from its edges (the GIL changes hands there: on entry, and when the engine takes the
+    GIL back). With the GIL released the other thread also runs through the whole
+    window, so long windows show far more progress than near-empty ones. With the GIL
+    held it could not run Python code inside the window at all, and a long window would
+    show no more than an empty one. `_check_windows` compares the two.
 
-    The edges last about one GIL switch interval, so the interval is cut to 0.5 ms while
-    the counter runs: an edge then counts ~10x less, while a GIL-free window counts as
-    much as before. (At the default 5 ms, a 40k-row prediction on 2 cores counted only
-    4-5 edges' worth.) On a loaded machine the empty windows
-    can count nothing at all, so an edge is taken to be at least `per_interval`: what the
-    counter does in one switch interval with the GIL to itself, measured on entry while
-    this thread sleeps (a long window with the GIL held would show about that much).
+    An edge lasts about one GIL switch interval, so the interval is cut to 0.5 ms while
+    the counter runs: the windows of one-row L-BFGS and predict calls then count ~8x
+    less (about 57,000 at the default 5 ms, which a 40k-row prediction on 2 cores only
+    beat 4-5 times over), while a GIL-free window counts as much as before. On a loaded
+    machine the empty windows can count nothing at all, so an edge is taken to be at
+    least `per_interval`: what the counter does in one switch interval with the GIL to
+    itself, measured on entry while this thread sleeps (a long window with the GIL held
+    would show about that much).
     """
 
     def __init__(self, monkeypatch):
