@@ -292,6 +292,12 @@ cdef inline int* watch_flag(const Net* net, int l) noexcept nogil:
     return net.nonfinite + (omp_get_thread_num() if net.n_threads > 1 else 0)
 
 
+cdef inline bint _drops(const Net* net, int l) noexcept nogil:
+    """Whether dropout follows layer l's activation: in training, on a hidden layer with
+    a rate."""
+    return net.training and l < net.n_layers and net.drop_rate[l] > 0
+
+
 cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
                                   Py_ssize_t ld, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t c0,
                                   Py_ssize_t nc, int act, const Net* net, int l,
@@ -308,7 +314,7 @@ cdef inline void forward_epilogue(floating* A, floating* pre, const floating* b,
         return
     bias_act_forward(A + r0 * ld + c0, ld, b + c0, nr, nc, act,
                      pre + r0 * ld + c0 if pre != NULL else NULL)
-    if net.training and l < net.n_layers and net.drop_rate[l] > 0:
+    if _drops(net, l):
         dropout_apply(A + r0 * ld + c0, ld, nr, nc, X.idx + r0 if X.idx != NULL else NULL,
                       X.start + r0, c0, net.drop_key[l], net.drop_rate[l])
 
@@ -325,7 +331,7 @@ cdef inline void forward_block(floating* A, const floating* X, const floating* W
     (_blas.gemm_bias_act) where the kernel takes the product: the same bits, one pass
     over the block fewer."""
     if ((act == RELU or act == IDENTITY) and pre == NULL
-            and not (net.training and l < net.n_layers and net.drop_rate[l] > 0)
+            and not _drops(net, l)
             and gemm_bias_act(nr, nc, n_in, X + r0 * n_in, n_in, W + c0, n_out, Wp,
                               A + r0 * n_out + c0, n_out, b + c0, act == RELU,
                               watch_flag(net, l))):
