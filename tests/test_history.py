@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from threadpoolctl import threadpool_limits
 
@@ -462,13 +463,35 @@ def test_progress_bar_with_l2_and_partial_fit(capsys):
     assert "Epoch 6" in capsys.readouterr().err
 
 
-def test_progress_bar_needs_tqdm(monkeypatch):
+def test_progress_bar_without_tqdm_falls_back_to_lines(monkeypatch, capsys):
+    # scikit-learn code may pass verbose=10: without tqdm it must still run, with
+    # scikit-learn's lines and a warning that says what the bar needs
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
     X, y = iris()
-    est = _clf(verbose=2)
-    with pytest.raises(ImportError, match="pip install tqdm"):
-        est.fit(X, y)
-    assert not hasattr(est, "coefs_")
+    silent = quiet_fit(_clf(max_iter=3), X, y)
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="pip install tqdm"):
+        shown = quiet_fit(_clf(verbose=10, max_iter=3), X, y)
+    out = capsys.readouterr()
+    assert "Iteration 3, loss = " in out.out
+    assert "batch" not in out.err
+    _same_weights(silent, shown)
+
+
+def test_lbfgs_verbose_2_is_scikit_learns_verbose(capfd):
+    # lbfgs has no epochs and no bar: verbose=2 does what it does in scikit-learn (SciPy's
+    # L-BFGS-B output, where SciPy still prints one), and the weights are a silent fit's
+    X, y = iris()
+    kw = dict(solver="lbfgs", max_iter=5, hidden_layer_sizes=(4,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        silent = MLPClassifier(**kw).fit(X, y)
+        capfd.readouterr()
+        shown = MLPClassifier(verbose=2, **kw).fit(X, y)
+        out = capfd.readouterr()
+        sknn.MLPClassifier(verbose=2, **kw).fit(X, y)
+    assert out == capfd.readouterr()
+    _same_weights(silent, shown)
 
 
 def test_verbose_1_keeps_scikit_learn_lines(capsys):
@@ -484,7 +507,6 @@ def test_verbose_1_keeps_scikit_learn_lines(capsys):
     "kwargs, fit_kwargs, what",
     [
         (dict(dropout=0.2), {}, "dropout"),
-        (dict(verbose=2), {}, "verbose=2"),
         (dict(batch_normalization=True), {}, "batch_normalization"),
         ({}, "val", "validation data"),
     ],

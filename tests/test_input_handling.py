@@ -688,14 +688,14 @@ def test_non_positive_hidden_layer_sizes(name, sizes):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_fractional_hidden_layer_size(name):
-    # scikit-learn's own TypeError (from range()); the message does not name the
-    # parameter in either library
+@pytest.mark.parametrize("sizes", [(2.5,), (True,), True, (4, np.float64(3.0))], ids=str)
+def test_non_integer_hidden_layer_size(name, sizes):
+    # scikit-learn raises a TypeError that does not name the parameter; cymlp's does
     X, y = _data(name)
     with pytest.raises(TypeError):
-        _sk(name, hidden_layer_sizes=(2.5,)).fit(X, y)
-    with pytest.raises(TypeError):
-        _cy(name, hidden_layer_sizes=(2.5,)).fit(X, y)
+        _sk(name, hidden_layer_sizes=sizes).fit(X, y)
+    with pytest.raises(TypeError, match=r"hidden_layer_sizes must be integers"):
+        _cy(name, hidden_layer_sizes=sizes).fit(X, y)
 
 
 @pytest.mark.parametrize(

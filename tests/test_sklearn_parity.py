@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn import neural_network as sknn
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 
 import cymlp
 
@@ -434,6 +434,35 @@ def test_warm_start(task, solver):
         quiet_fit(est, X, y)
     assert_same_fit(cy, sk, rtol=rtol, atol=atol)
     assert_same_predictions(cy, sk, X, rtol=rtol, atol=atol)
+
+
+def test_warm_start_after_early_stopping_restores_the_best_weights():
+    # The one documented difference (coming_from_sklearn.md): scikit-learn's coefs_ after
+    # an early-stopping fit are its saved best weights, the same arrays, so a second fit
+    # that never beats the old best score ends with its last epoch's weights. cymlp
+    # restores the best weights, here still the first fit's; everything else agrees.
+    X, y = make_classification(300, 8, n_informative=5, n_classes=3, random_state=0)
+    cy, sk = _pair(
+        "multiclass",
+        hidden_layer_sizes=(10,),
+        max_iter=20,
+        random_state=0,
+        warm_start=True,
+        early_stopping=True,
+    )
+    for est in (sk, cy):
+        quiet_fit(est, X, y)
+    first = [w.copy() for w in cy.coefs_]
+    best = cy.best_validation_score_
+    for est in (sk, cy):
+        quiet_fit(est, X, y)
+    assert cy.best_validation_score_ == best  # no better epoch in the second fit
+    assert cy.loss_curve_ == pytest.approx(sk.loss_curve_, rel=RTOL)
+    assert cy.validation_scores_ == sk.validation_scores_
+    assert cy.n_iter_ == sk.n_iter_
+    for w_cy, w_first in zip(cy.coefs_, first):
+        assert np.array_equal(w_cy, w_first)
+    assert not all(np.allclose(a, b) for a, b in zip(first, sk.coefs_))
 
 
 def test_warm_start_false_refits_from_scratch():

@@ -267,6 +267,24 @@ def test_grid_search_n_jobs():
     _assert_same_outputs(searches[0].best_estimator_, searches[1].best_estimator_, X)
 
 
+def test_grid_of_numpy_strings():
+    # a grid written as numpy arrays hands the estimator numpy.str_ values, which the
+    # compiled network once refused ("Expected str, got numpy.str_")
+    X, y = iris()
+    grid = {"activation": np.array(["relu", "tanh"]), "solver": np.array(["adam", "sgd"])}
+    searches = _both(
+        lambda m: GridSearchCV(m.MLPClassifier(max_iter=10, random_state=0), grid, cv=2)
+    )
+    for s in searches:
+        s.fit(X, y)
+    _assert_same_search(*searches)
+    X, y = regression()
+    for loss in ("huber", "absolute_error"):
+        ref = cymlp.MLPRegressor(loss=loss, **REG).fit(X, y)
+        got = cymlp.MLPRegressor(loss=np.str_(loss), **REG).fit(X, y)
+        assert_array_equal(got.predict(X), ref.predict(X))
+
+
 def test_randomized_search_n_jobs_pipeline():
     X, y = regression()
     dist = {

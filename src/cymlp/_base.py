@@ -318,7 +318,8 @@ class BaseMLP(BaseEstimator, ABC):
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
         hidden_layer_sizes = list(hidden_layer_sizes)
-        if not all(isinstance(h, Integral) for h in hidden_layer_sizes):
+        # bool is an Integral, but (True,) is no layer size (scikit-learn raises too)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden_layer_sizes):
             raise TypeError(f"hidden_layer_sizes must be integers, got {hidden_layer_sizes}")
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")

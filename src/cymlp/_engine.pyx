@@ -987,9 +987,10 @@ cdef class Network:
             raise ValueError(f"loss {loss!r} needs the identity output")
         if not huber_delta > 0:
             raise ValueError("huber_delta must be > 0")
-        self.hidden_activation = hidden_activation
-        self.output_activation = output_activation
-        self.loss = loss
+        # str(): a str subclass (numpy's str_, from a grid of np.array(["relu", ...]))
+        self.hidden_activation = str(hidden_activation)
+        self.output_activation = str(output_activation)
+        self.loss = str(loss)
         self.huber_delta = huber_delta
         self._hidden_act = HIDDEN_ACTIVATIONS[hidden_activation]
         self._out_act = OUTPUT_ACTIVATIONS[output_activation]

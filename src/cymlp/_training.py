@@ -119,9 +119,22 @@ HISTORY_KEYS = ("loss", "score", "val_loss", "val_score", "learning_rate", "epoc
 _PROGRESS_SEGMENTS = 20
 
 
-def progress_bar_wanted(est):
-    """verbose=2 (or more): a live progress bar per epoch; True / 1: scikit-learn's lines."""
+def _verbose_2(est):
+    """Whether verbose asks for more than scikit-learn's lines (2 or more, not True)."""
     return not isinstance(est.verbose, bool) and est.verbose >= 2
+
+
+def progress_bar_wanted(est):
+    """verbose=2 (or more) with a stochastic solver: a live progress bar per epoch, where
+    tqdm is installed; otherwise scikit-learn's behaviour (its lines, or SciPy's output
+    for lbfgs), so that scikit-learn code that passes verbose=10 runs unchanged."""
+    if not _verbose_2(est) or est.solver == "lbfgs":
+        return False
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def check_controls(est, has_validation, incremental):
@@ -129,7 +142,7 @@ def check_controls(est, has_validation, incremental):
     is changed: solver='lbfgs' has no epochs; callbacks must be Callback objects;
     schedules exclude scikit-learn's own ('invscaling', 'adaptive' with solver='sgd'); a
     monitored val_* quantity needs validation data; each callback's own _check (e.g.
-    ModelCheckpoint's filepath fields); verbose=2 needs tqdm."""
+    ModelCheckpoint's filepath fields); verbose=2 without tqdm warns."""
     callbacks = list(est.callbacks or ())
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -137,15 +150,12 @@ def check_controls(est, has_validation, incremental):
                 f"callbacks must be cymlp.callbacks.Callback objects, got {cb!r} of type "
                 f"{type(cb).__name__}."
             )
-    progress = progress_bar_wanted(est)
     if est.solver == "lbfgs":
         unusable = []
         if callbacks:
             unusable.append("callbacks")
         if np.any(np.asarray(est.dropout, dtype=np.float64) > 0):
             unusable.append("dropout")
-        if progress:
-            unusable.append("verbose=2 (a progress bar per epoch)")
         if est.batch_normalization:
             unusable.append("batch_normalization=True")
         if has_validation:
@@ -194,14 +204,13 @@ def check_controls(est, has_validation, incremental):
                     "the callback.",
                     UserWarning,
                 )
-    if progress:
-        try:
-            import tqdm  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "verbose=2 shows a progress bar made with tqdm, which is not installed: "
-                "pip install tqdm (or pip install 'cymlp[progress]'), or use verbose=1."
-            ) from None
+    if _verbose_2(est) and not progress_bar_wanted(est):
+        warnings.warn(
+            "verbose=2 shows a progress bar made with tqdm, which is not installed "
+            "(pip install tqdm, or pip install 'cymlp[progress]'): showing scikit-learn's "
+            "lines instead.",
+            UserWarning,
+        )
 
 
 def data_loss(network, outputs, Y, sample_weight=None):
