@@ -79,6 +79,38 @@ def test_a_callback_stops_training_and_sees_every_epoch():
     assert min(est.history_["loss"]) > 0
 
 
+class MaxNorm(Callback):
+    """A Keras kernel constraint as a callback: rescales the first layer's weights to a
+    norm of at most 1 after every epoch, by assigning a new array or in place."""
+
+    def __init__(self, assign):
+        self.assign = assign
+        self.live = []
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        W = estimator.coefs_[0]
+        self.live.append(np.shares_memory(W, estimator._network.params))
+        scaled = W / max(1.0, np.linalg.norm(W))
+        if self.assign:
+            estimator.coefs_[0] = scaled
+        else:
+            W[...] = scaled
+
+
+def test_weights_a_hook_assigns_are_trained_on():
+    # An array assigned to coefs_ in a hook once stayed outside the network: training went
+    # on from the old weights, and the stale array overwrote them at the next predict.
+    X, y = iris()
+    fits = {}
+    for assign in (True, False):
+        cb = MaxNorm(assign)
+        fits[assign] = quiet_fit(_clf(max_iter=4, learning_rate_init=0.1, callbacks=[cb]), X, y)
+        assert all(cb.live), "a hook saw coefs_ that are not the weights being trained"
+    assert np.linalg.norm(fits[True].coefs_[0]) <= 1 + 1e-12
+    _same_weights(fits[True], fits[False])
+    assert_array_equal(fits[True].predict_proba(X), fits[False].predict_proba(X))
+
+
 def test_every_callback_sees_the_epoch_a_stop_comes_from():
     X, y = iris()
     first, second = Recorder(stop_at=1), Recorder()

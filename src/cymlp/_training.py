@@ -399,6 +399,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
     if not incremental:
         for cb in callbacks:
             cb.on_train_begin(est, {})
+        _take_assigned_weights(est, callbacks)
     # BLAS stays at one thread for the whole fit rather than being switched back and forth
     # around every engine call (OpenBLAS threads woken in between can spin beside ours).
     blas_limit = blas_single_threaded()
@@ -410,6 +411,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
             epoch = len(history.get("loss", ()))
             for cb in callbacks:
                 cb.on_epoch_begin(est, epoch, {})
+            _take_assigned_weights(est, callbacks)
             learning_rate = float(est._optimizer.base_learning_rate)
             start = time.perf_counter()
             if est.shuffle:
@@ -481,6 +483,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
             stop = False
             for cb in callbacks:  # every callback sees the epoch, even after a stop
                 stop = bool(cb.on_epoch_end(est, epoch, dict(logs))) or stop
+            _take_assigned_weights(est, callbacks)
             if stop:
                 break
 
@@ -518,6 +521,15 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
     if not incremental:
         for cb in callbacks:
             cb.on_train_end(est, dict(logs))
+        _take_assigned_weights(est, callbacks)
+
+
+def _take_assigned_weights(est, callbacks):
+    """After the callbacks' hooks: arrays a hook assigned (est.coefs_[0] = W, a Keras
+    set_weights or a weight constraint) go into the network, so that training goes on
+    from them and coefs_ stays a view of the weights being trained."""
+    if callbacks:
+        est._sync_params()
 
 
 def _update_no_improvement_count(est, early_stopping, val_score, print_lines):
