@@ -117,7 +117,8 @@ def _set_state(name, value):
         (_set_state("n_features_in_", 7), "n_features_in_ does not match"),
         (_set_state("n_iter_", 1.5), "n_iter_ is not an integer"),
         (_set_state("loss_", "low"), "loss_ is not a number"),
-        (lambda h: h["state"]["optimizer"].update(kind="sgd"), "optimizer state does not match"),
+        (lambda h: h["state"]["optimizer"].update(kind="sgd"), "sgd optimizer has 1 state"),
+        (lambda h: h["state"]["optimizer"].update(kind="nadam"), "unknown optimizer 'nadam'"),
         (lambda h: h["state"].pop("network"), "bad or missing KeyError"),
     ],
 )

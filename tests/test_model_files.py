@@ -253,6 +253,46 @@ def test_damaged_files_raise_value_error(tmp_path):
         assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+def test_damaged_zip_fields_raise_value_error(tmp_path):
+    # damage to a zip member's header can ask for a compression method or a zip version
+    # zipfile does not implement (NotImplementedError) or mark the member encrypted
+    # (RuntimeError): both must come out as the documented ValueError
+    clf, X, y = _fitted_classifier()
+    good = tmp_path / "good"
+    clf.save(good)
+    data = good.read_bytes()
+    central = data.rfind(b"PK\x01\x02", 0, data.rfind(b"PK\x05\x06"))
+    cases = {
+        "method": (central + 10, b"\x63\x00"),  # compression method 99
+        "version": (central + 6, b"\x50\x00"),  # needs zip version 8.0
+        "encrypted": (central + 8, b"\x01\x00"),  # general purpose flag: encrypted
+    }
+    for name, (at, value) in cases.items():
+        damaged = bytearray(data)
+        damaged[at : at + 2] = value
+        (tmp_path / name).write_bytes(bytes(damaged))
+        with pytest.raises(ValueError, match="damaged"):
+            cymlp.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("solver", ["adamw", "sgd"])
+def test_solver_set_after_fit_saves_and_loads(tmp_path, solver):
+    # partial_fit goes on with the optimizer a model has (scikit-learn's rule), so a
+    # solver set after the fit may differ from it; the file keeps that optimizer (load
+    # once refused such a file: "optimizer state does not match the solver parameter")
+    clf, X, y = _fitted_classifier(solver=solver)
+    clf.set_params(solver="adam" if solver == "adamw" else "lbfgs")
+    twin = pickle.loads(pickle.dumps(clf))
+    clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert loaded._optimizer.kind == solver
+    if solver == "adamw":
+        for est in (twin, loaded):
+            est.partial_fit(X, y)
+        for a, b in zip(loaded.coefs_ + loaded.intercepts_, twin.coefs_ + twin.intercepts_):
+            assert_array_equal(a, b)
+
+
 def test_tampered_array_is_detected_by_checksum(tmp_path):
     clf, X, y = _fitted_classifier()
     path = tmp_path / "m"

@@ -40,6 +40,20 @@ ACTIVATIONS = (
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal")
 
 
+def _check_fits_dtype(values, dtype, name):
+    """values (already checked finite) as a contiguous array of the compute dtype, or a
+    ValueError where the cast makes some infinite: float64 values beyond float32's range,
+    which a float32 network would train on as infinity."""
+    with np.errstate(over="ignore"):
+        cast = np.ascontiguousarray(values, dtype=dtype)
+    if cast.dtype != values.dtype and values.dtype.kind == "f" and not np.isfinite(cast).all():
+        raise ValueError(
+            f"{name} has values beyond the range of {cast.dtype}, the dtype the network "
+            "computes in: scale them, or fit with dtype=np.float64."
+        )
+    return cast
+
+
 class BaseMLP(BaseEstimator, ABC):
     """Shared machinery of MLPClassifier and MLPRegressor. Not for direct use."""
 
@@ -183,6 +197,11 @@ class BaseMLP(BaseEstimator, ABC):
     def _as_network_input(self, X, network=None):
         dtype = (network or self._network).dtype
         if sp.issparse(X):
+            if X.format != "csr":  # scipy's conversion trusts the indices: bad ones crashed it
+                try:
+                    X.check_format(full_check=True)
+                except ValueError as exc:
+                    raise ValueError(f"X is a malformed {X.format} matrix: {exc}") from None
             return X.tocsr().astype(dtype, copy=False)
         return np.ascontiguousarray(X, dtype=dtype)
 
@@ -314,6 +333,24 @@ class BaseMLP(BaseEstimator, ABC):
             self._bind_views()
 
     def _fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
+        """fit / partial_fit. A failure before training begins (an error in the data or
+        the parameters, or from a callback's on_train_begin) leaves the estimator as it
+        was, a fitted model included; once training has begun (_training.has_begun), the
+        work done is kept, as the callers document."""
+        saved = self.__dict__.copy()
+        try:
+            return self._fit_checked(
+                X, y, sample_weight, X_val, y_val, sample_weight_val, incremental=incremental
+            )
+        except BaseException:
+            if not _training.has_begun(self):
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
+        finally:
+            _training.forget_begun(self)
+
+    def _fit_checked(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -350,6 +387,11 @@ class BaseMLP(BaseEstimator, ABC):
             )
             y_val, Y_val = self._validate_val_targets(y_val)
             check_consistent_length(X_val, Y_val)
+            if X_val.shape[0] < 2:  # as the validation_fraction split (R^2 of one row: NaN)
+                raise ValueError(
+                    f"The validation set is too small: X_val has {X_val.shape[0]} row; it "
+                    "needs at least 2."
+                )
             if sample_weight_val is not None:
                 sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
@@ -361,16 +403,20 @@ class BaseMLP(BaseEstimator, ABC):
             self._sync_params()
             self._update_network(layer_units)
         X = self._as_network_input(X)
+        dtype = self._network.dtype
+        if y.dtype.kind == "f":  # regression targets (a classifier's are 0 / 1)
+            _check_fits_dtype(y, dtype, "y")
         if sample_weight is not None:
-            sample_weight = sample_weight.astype(self._network.dtype, copy=False)
+            sample_weight = _check_fits_dtype(sample_weight, dtype, "sample_weight")
         validation = None
         if has_validation:
-            dtype = self._network.dtype
             validation = _training.Validation(
                 self._as_network_input(X_val),
                 y_val,
-                np.ascontiguousarray(Y_val, dtype=dtype),
-                None if sample_weight_val is None else sample_weight_val.astype(dtype),
+                _check_fits_dtype(np.ascontiguousarray(Y_val), dtype, "y_val"),
+                None
+                if sample_weight_val is None
+                else _check_fits_dtype(sample_weight_val, dtype, "sample_weight_val"),
             )
 
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -597,8 +643,11 @@ default=None
                 self._check_finite(X)
         self._sync_params()
         network = self._prediction_network(X)
-        outputs, nonfinite = network.predict_watched(self._as_network_input(X, network))
+        X = self._as_network_input(X, network)
+        outputs, nonfinite = network.predict_watched(X)
         if check_input and nonfinite:
+            # the values the network saw: a float64 value beyond float32's range is
+            # infinite in a float32 network
             self._check_finite(X)
         return outputs
 

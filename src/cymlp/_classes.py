@@ -422,6 +422,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                     f"y_val must be a label indicator matrix with {len(self.classes_)} "
                     f"columns, as y; got shape {y_val.shape}."
                 )
+            if not np.isin(y_val, (0, 1)).all():
+                raise ValueError(
+                    "y_val must be a label indicator matrix of 0s and 1s, as y; got the "
+                    f"values {np.unique(y_val)[:10].tolist()}."
+                )
         else:
             unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
             if len(unknown):

@@ -311,7 +311,17 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             members = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    # (zipfile raises NotImplementedError for an unknown compression method or version
+    # and RuntimeError for an encrypted member: damage can make either appear)
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise ValueError(f"{path!r} is damaged or truncated: {exc}") from None
     try:
         header = json.loads(members.pop("header").tobytes().decode())
@@ -333,7 +343,7 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
         return _restore(header, members)
     except ValueError as exc:
         raise ValueError(f"{path!r} is not a valid cymlp model file: {exc}") from None
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         raise ValueError(
             f"{path!r} is not a valid cymlp model file: bad or missing {type(exc).__name__}: {exc}"
         ) from None
@@ -406,12 +416,20 @@ def _restore(header, arrays):
         estimator._label_binarizer = lb
         estimator.classes_ = labels
     if "optimizer" in state:
-        from ._training import make_optimizer
+        from ._training import OPTIMIZER_KINDS, make_optimizer
 
         info = state["optimizer"]
-        optimizer = make_optimizer(estimator, network)
-        if optimizer.kind != info["kind"]:
-            raise ValueError("optimizer state does not match the solver parameter")
+        if info["kind"] not in OPTIMIZER_KINDS:
+            raise ValueError(f"unknown optimizer {info['kind']!r} in the model file")
+        # the saved optimizer's kind, which a solver set after the fit may differ from (as
+        # in memory, partial_fit goes on with the optimizer it has)
+        optimizer = make_optimizer(estimator, network, info["kind"])
+        n_saved = sum(name.startswith("optimizer_") for name in arrays)
+        if n_saved != len(optimizer.state_arrays()):
+            raise ValueError(
+                f"the {info['kind']} optimizer has {len(optimizer.state_arrays())} state "
+                f"arrays, the model file {n_saved}"
+            )
         if hasattr(optimizer, "t"):
             optimizer.t = int(info["t"])
         if "base_learning_rate" in info and hasattr(optimizer, "set_base_learning_rate"):

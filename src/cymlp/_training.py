@@ -40,9 +40,15 @@ except ImportError:  # pragma: no cover
         return min(result.nit, max_iter) if max_iter is not None else result.nit
 
 
-def make_optimizer(est, network):
+OPTIMIZER_KINDS = ("sgd", "adam", "adamw", "rmsprop")
+
+
+def make_optimizer(est, network, kind=None):
+    """A new optimizer for est's solver (or `kind`: a model file's optimizer, which may
+    differ from a solver set after the fit), with est's hyperparameters."""
     n, dtype = network.params.shape[0], network.dtype
-    if est.solver == "sgd":
+    kind = est.solver if kind is None else kind
+    if kind == "sgd":
         return SGDOptimizer(
             n,
             dtype,
@@ -52,9 +58,9 @@ def make_optimizer(est, network):
             est.nesterovs_momentum,
             est.power_t,
         )
-    if est.solver == "rmsprop":
+    if kind == "rmsprop":
         return RMSpropOptimizer(n, dtype, est.learning_rate_init, est.rho, est.epsilon)
-    if est.solver == "adamw":
+    if kind == "adamw":
         return AdamWOptimizer(
             n,
             dtype,
@@ -65,6 +71,22 @@ def make_optimizer(est, network):
             est.weight_decay,
         )
     return AdamOptimizer(n, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
+
+
+_BEGUN = "_training_has_begun"  # set on the estimator while a fit's training runs
+
+
+def _begin(est):
+    """From here on the fit changes the model (BaseMLP._fit keeps what it has done)."""
+    setattr(est, _BEGUN, True)
+
+
+def has_begun(est):
+    return est.__dict__.get(_BEGUN, False)
+
+
+def forget_begun(est):
+    est.__dict__.pop(_BEGUN, None)
 
 
 def _diverged(est, epoch):
@@ -406,6 +428,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
     blas_limit.__enter__()
     try:
         network.reserve(batch_size)
+        _begin(est)
         est.n_iter_ = 0
         for _ in range(est.max_iter):
             epoch = len(history.get("loss", ()))
@@ -567,6 +590,7 @@ def fit_lbfgs(est, X, y, sample_weight):
         return loss, grad.astype(np.float64)
 
     iprint = 1 if (est.verbose is True or est.verbose >= 1) else -1
+    _begin(est)
     try:
         # L-BFGS-B's own vector work calls BLAS too: one thread keeps it deterministic.
         with blas_single_threaded():
