@@ -300,6 +300,8 @@ def test_unfitted_raises(Estimator):
         (np.array([0.5, 1.5, 2.5]), "not integers"),
         (np.array([1, "a", 2.5], dtype=object), "all integers or all strings"),
         (np.array(["a"]), "at least two"),
+        (np.array([0, 2**63 + 5, 7], dtype=np.uint64), "outside int64's range"),
+        (np.array([0.0, 1e19, 3.0]), "outside int64's range"),
     ],
 )
 def test_inexpressible_labels_raise(classes, match):

@@ -246,7 +246,7 @@ def _label_classes(model: Any, nocl: bool) -> tuple[np.ndarray, int, type]:
     if nocl:
         return np.arange(len(classes), dtype=np.int64), TensorProto.INT64, Int64TensorType
     if classes.dtype == np.bool_ or np.issubdtype(classes.dtype, np.integer):
-        return classes.astype(np.int64), TensorProto.INT64, Int64TensorType
+        return _int64_labels(classes), TensorProto.INT64, Int64TensorType
     if np.issubdtype(classes.dtype, np.floating):
         if not np.all(classes == np.round(classes)):
             raise ValueError(
@@ -254,13 +254,27 @@ def _label_classes(model: Any, nocl: bool) -> tuple[np.ndarray, int, type]:
                 f"({classes[:5]}...): skl2onnx's labels are int64 or strings. Encode y "
                 "with integers or strings before fitting."
             )
-        return classes.astype(np.int64), TensorProto.INT64, Int64TensorType
+        return _int64_labels(classes), TensorProto.INT64, Int64TensorType
     if all(isinstance(c, str) for c in classes):
         return np.array([c.encode("utf-8") for c in classes]), TensorProto.STRING, StringTensorType
     raise ValueError(
         f"cymlp.onnx cannot convert class labels of dtype {classes.dtype}: they must be "
         "all integers or all strings"
     )
+
+
+def _int64_labels(classes: np.ndarray) -> np.ndarray:
+    """Integer-valued labels as int64, or a ValueError where one does not fit (a cast
+    would wrap a uint64 label above 2**63 - 1 into a negative one)."""
+    values = [int(c) for c in classes.tolist()]
+    outside = [v for v in values if not -(2**63) <= v < 2**63]
+    if outside:
+        raise ValueError(
+            f"cymlp.onnx cannot convert class labels outside int64's range ({outside[:3]}): "
+            "skl2onnx's labels are int64 or strings. Encode y with smaller integers or "
+            "strings before fitting."
+        )
+    return np.array(values, dtype=np.int64)
 
 
 def _classifier_options(scope: Any, model: Any) -> bool:
