@@ -189,6 +189,27 @@ def test_callbacks_must_be_callback_objects():
 
 
 # ------------------------------------------------------------------------- the rules
+class KerasStyle(Callback):
+    def on_epoch_end(self, epoch, logs=None):  # Keras's signature: no estimator
+        pass
+
+
+class Flexible(Callback):
+    def on_epoch_end(self, *args, **kwargs):
+        self.args = args
+
+
+def test_hook_signatures_are_checked_before_training():
+    X, y = iris()
+    est = _clf(callbacks=[KerasStyle()])
+    with pytest.raises(TypeError, match=r"KerasStyle.on_epoch_end must take \(estimator, epoch"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+    cb = Flexible()
+    quiet_fit(_clf(max_iter=2, callbacks=[cb]), X, y)
+    assert cb.args[1] == 1
+
+
 def test_lbfgs_refuses_callbacks():
     X, y = iris()
     est = _clf(solver="lbfgs", callbacks=[Recorder()])

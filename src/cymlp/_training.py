@@ -5,6 +5,7 @@ Python runs once per epoch; each epoch is one call into the compiled engine
 split, then one shuffle per epoch) is scikit-learn's, so a seed gives its results.
 """
 
+import inspect
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -159,6 +160,34 @@ def progress_bar_wanted(est):
     return True
 
 
+_HOOK_ARGUMENTS = {
+    "on_train_begin": ("estimator", "logs"),
+    "on_epoch_begin": ("estimator", "epoch", "logs"),
+    "on_epoch_end": ("estimator", "epoch", "logs"),
+    "on_train_end": ("estimator", "logs"),
+}
+
+
+def _check_hook_signatures(cb):
+    """A hook that cannot take its arguments fails at the start of fit with the reason,
+    not with Python's "takes 3 positional arguments but 4 were given" mid-training
+    (a Keras habit: Keras's hooks take (epoch, logs) and reach the model as self.model)."""
+    for hook, names in _HOOK_ARGUMENTS.items():
+        try:
+            signature = inspect.signature(getattr(cb, hook))
+        except (TypeError, ValueError):  # no signature to read: leave it to the call
+            continue
+        try:
+            signature.bind(*names)
+        except TypeError:
+            raise TypeError(
+                f"{type(cb).__name__}.{hook} must take ({', '.join(names)}), as "
+                f"cymlp.callbacks.Callback's does; it takes {signature}. (Keras's hooks "
+                "take (epoch, logs) and reach the model as self.model; cymlp passes the "
+                "estimator first.)"
+            ) from None
+
+
 def check_controls(est, has_validation, incremental):
     """Check the Keras-style controls at the start of fit / partial_fit, before anything
     is changed: solver='lbfgs' has no epochs; callbacks must be Callback objects;
@@ -172,6 +201,7 @@ def check_controls(est, has_validation, incremental):
                 f"callbacks must be cymlp.callbacks.Callback objects, got {cb!r} of type "
                 f"{type(cb).__name__}."
             )
+        _check_hook_signatures(cb)
     if est.solver == "lbfgs":
         unusable = []
         if callbacks:
