@@ -201,6 +201,41 @@ def test_failed_save_leaves_existing_file_intact(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary file left behind
 
 
+def test_save_errors_name_the_given_path(tmp_path):
+    clf, X, y = _fitted_classifier()
+    missing = tmp_path / "no_such_folder" / "m.cymlp"
+    with pytest.raises(FileNotFoundError, match="no_such_folder"):
+        clf.save(missing)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path.name)):
+        clf.save(tmp_path)
+    with pytest.raises(ValueError, match="empty"):
+        clf.save("")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_file_permissions_and_symbolic_links(tmp_path):
+    clf, X, y = _fitted_classifier()
+    umask = os.umask(0o022)
+    try:
+        clf.save(tmp_path / "new")  # a new file: what open() would create
+        assert (tmp_path / "new").stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        clf.save(kept)  # a replaced file keeps its permissions
+        assert kept.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+    target = tmp_path / "target.cymlp"
+    clf.save(target)
+    link = tmp_path / "link.cymlp"
+    link.symlink_to(target)
+    clf.set_params(alpha=0.5).save(link)  # writes the link's target, as open() would
+    assert link.is_symlink()
+    assert cymlp.load(target).alpha == 0.5
+    assert sorted(os.listdir(tmp_path)) == ["kept", "link.cymlp", "new", "target.cymlp"]
+
+
 def test_file_from_newer_format_version_names_both_versions(tmp_path):
     clf, X, y = _fitted_classifier()
     path = tmp_path / "m"

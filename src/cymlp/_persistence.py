@@ -18,11 +18,13 @@ a small tagged form (`_encode` / `_decode`) that gives back the same types.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 import zipfile
 from numbers import Integral, Real
@@ -195,15 +197,28 @@ def save(estimator, path):
     members: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     members.update(arrays)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".cymlp-", suffix=".tmp", dir=folder)
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("The path to save to is empty.")
+    target = os.path.realpath(path)  # a symbolic link's target, which open() would write
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory: cannot save a model as it", path)
+    # written next to the target, then renamed over it: never a half-written model file
+    tmp = os.path.join(
+        os.path.dirname(target), f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp"
+    )
     try:
-        with os.fdopen(fd, "wb") as f:
+        f = open(tmp, "xb")  # new files get the permissions open() gives (the umask's)
+    except OSError as exc:  # e.g. a missing folder: name the user's path, not tmp
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        with f:
             np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if os.path.exists(target):  # replacing a file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
