@@ -120,6 +120,16 @@ def _set_state(name, value):
         (lambda h: h["state"]["optimizer"].update(kind="sgd"), "sgd optimizer has 1 state"),
         (lambda h: h["state"]["optimizer"].update(kind="nadam"), "unknown optimizer 'nadam'"),
         (lambda h: h["state"].pop("network"), "bad or missing KeyError"),
+        (_set_state("n_outputs_", 2), "n_outputs_ is 2, the network has 3 outputs"),
+        (_set_state("n_layers_", 4), "n_layers_ does not match"),
+        (
+            lambda h: h["state"]["label_binarizer"].update(y_type_="binary"),
+            "'binary' does not fit 3 classes",
+        ),
+        (
+            lambda h: h["state"]["label_binarizer"].update(y_type_="continuous"),
+            "'continuous' does not fit",
+        ),
     ],
 )
 def test_inconsistent_headers(saved, change, match):

@@ -459,8 +459,30 @@ def _restore(header, arrays):
             raise ValueError(f"{name} is not an integer")
     if not isinstance(estimator.loss_, Real):
         raise ValueError("loss_ is not a number")
+    _check_outputs(estimator, network)
     estimator._bind_views()
     return estimator
+
+
+def _check_outputs(estimator, network):
+    """n_outputs_, n_layers_ and a classifier's classes and target type agree with the
+    network: a file edited by hand otherwise loads and predicts wrong labels."""
+    n_out = network.layer_units[-1]
+    if estimator.n_outputs_ != n_out:
+        raise ValueError(f"n_outputs_ is {estimator.n_outputs_}, the network has {n_out} outputs")
+    if estimator.n_layers_ != len(network.layer_units):
+        raise ValueError("n_layers_ does not match the network")
+    lb = getattr(estimator, "_label_binarizer", None)
+    if lb is None:
+        return
+    n_classes = len(lb.classes_)
+    wanted = {"binary": 1, "multiclass": n_classes, "multilabel-indicator": n_classes}
+    if lb.y_type_ not in wanted or (lb.y_type_ == "binary" and n_classes > 2):
+        raise ValueError(f"the target type {lb.y_type_!r} does not fit {n_classes} classes")
+    if wanted[lb.y_type_] != n_out:
+        raise ValueError(
+            f"{n_classes} classes of type {lb.y_type_!r} do not fit {n_out} network outputs"
+        )
 
 
 def _copy_into(target, source, name):
