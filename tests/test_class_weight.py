@@ -164,3 +164,11 @@ def test_class_weight_values_must_be_finite_non_negative_numbers(value, error, m
         clf.partial_fit(X, y, classes=np.unique(y))
     # zero is a valid weight (rows of that class do not count)
     _quiet(MLPClassifier(class_weight={"bee": 0}, **PARAMS), X, y)
+
+
+def test_class_weights_that_weigh_every_row_zero():
+    # the error blamed sample_weight ("mini-batch 1 sum to zero")
+    X, y = _multiclass()
+    weights = {c: 0 for c in np.unique(y)}
+    with pytest.raises(ValueError, match="weighs every training row 0"):
+        MLPClassifier(class_weight=weights, **PARAMS).fit(X, y)

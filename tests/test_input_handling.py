@@ -679,6 +679,21 @@ def test_bad_regression_loss():
         _cy("MLPRegressor", loss="foo").fit(X, y)
 
 
+@pytest.mark.parametrize("sizes", [(2**31,), (4, 2**62), (2**64,)], ids=str)
+def test_huge_hidden_layer_sizes(sizes):
+    # (2**62,) failed with "Python int too large to convert to C ssize_t"
+    X, y = iris()
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes must be below 2\*\*31"):
+        _cy("MLPClassifier", hidden_layer_sizes=sizes).fit(X, y)
+
+
+@pytest.mark.parametrize("dropout", [["0.5"], [0.1, "0.2"]], ids=str)
+def test_dropout_rates_given_as_strings(dropout):
+    X, y = iris()
+    with pytest.raises(TypeError, match="dropout must be a rate"):
+        _cy("MLPClassifier", hidden_layer_sizes=(4, 4), dropout=dropout).fit(X, y)
+
+
 @pytest.mark.parametrize("sizes", [(0,), (5, 0), (5, -1)], ids=str)
 @pytest.mark.parametrize("name", NAMES)
 def test_non_positive_hidden_layer_sizes(name, sizes):

@@ -360,6 +360,10 @@ class BaseMLP(BaseEstimator, ABC):
             raise TypeError(f"hidden_layer_sizes must be integers, got {hidden_layer_sizes}")
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        if max(hidden_layer_sizes, default=0) >= 2**31:  # no memory holds such a layer
+            raise ValueError(
+                f"hidden_layer_sizes must be below 2**31 units, got {hidden_layer_sizes}."
+            )
         self._requested_dtype()
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together (validation data).")
@@ -435,6 +439,8 @@ class BaseMLP(BaseEstimator, ABC):
 
     def _dropout_rates(self, n_hidden):
         """The `dropout` parameter as one rate per hidden layer."""
+        if np.asarray(self.dropout).dtype.kind not in "iuf":  # not strings, bools, None
+            raise TypeError(f"dropout must be a rate or a list of rates, got {self.dropout!r}")
         rates = np.atleast_1d(np.asarray(self.dropout, dtype=np.float64))
         if rates.ndim != 1 or not np.all((rates >= 0) & (rates < 1)):
             raise ValueError(f"dropout rates must lie in [0, 1), got {self.dropout!r}")

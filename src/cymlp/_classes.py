@@ -354,6 +354,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                     )
             weights = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()])
         row_weights = np.asarray(weights, dtype=np.float64)[index]
+        if not np.any(row_weights):
+            raise ValueError(
+                f"class_weight={self.class_weight!r} weighs every training row 0: give "
+                "at least one class present in y a non-zero weight."
+            )
         return row_weights if sample_weight is None else sample_weight * row_weights
 
     def _validate_input(self, X, y, incremental, reset):

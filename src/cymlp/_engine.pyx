@@ -1224,7 +1224,8 @@ cdef class Network:
         """sum(W**2) over all weights, in float64. (numpy's pairwise sum, not BLAS's dot,
         whose threads would make the result depend on the thread count.)"""
         w = self.params[:self.n_weights]
-        return float(np.sum(np.square(w, dtype=np.float64)))
+        with np.errstate(over="ignore"):  # diverged weights: inf, which the caller handles
+            return float(np.sum(np.square(w, dtype=np.float64)))
 
     def new_stats(self):
         """Zeroed per-epoch sums for train_epoch's `stats` (see train_epoch_core)."""
