@@ -406,6 +406,21 @@ def test_schedule_sees_global_epochs_and_the_current_rate():
         _reg(callbacks=[LearningRateScheduler(lambda e, lr: "fast")]).fit(X, y)
 
 
+def test_schedule_of_the_epoch_alone():
+    # Keras's older form, schedule(epoch), which Keras 3 still accepts
+    X, y = regression()
+    one = quiet_fit(_reg(callbacks=[LearningRateScheduler(lambda e: 0.01 / (e + 1))]), X, y)
+    two = quiet_fit(_reg(callbacks=[LearningRateScheduler(lambda e, lr: 0.01 / (e + 1))]), X, y)
+    assert_allclose(one.history_["learning_rate"], 0.01 / np.arange(1, 9))
+    _same_weights(one, two)
+
+    def broken(epoch, lr):  # a TypeError inside a two-argument schedule stays its own
+        raise TypeError("inside the schedule")
+
+    with pytest.raises(TypeError, match="inside the schedule"):
+        _reg(callbacks=[LearningRateScheduler(broken)]).fit(X, y)
+
+
 def test_reduce_lr_on_plateau():
     """min_delta larger than any change: every epoch after the first stalls."""
     X, y = regression()

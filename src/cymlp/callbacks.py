@@ -431,6 +431,20 @@ class ReduceLROnPlateau(_MonitorCallback):
         return False
 
 
+def _takes_rate(schedule):
+    """Whether schedule takes (epoch, lr); False for a function of the epoch alone.
+    (Read from its signature: a TypeError raised inside it must not change the call.)"""
+    try:
+        signature = inspect.signature(schedule)
+    except (TypeError, ValueError):  # no signature to read: the documented form
+        return True
+    try:
+        signature.bind(0, 0.1)
+    except TypeError:
+        return False
+    return True
+
+
 class LearningRateScheduler(Callback):
     """Set the learning rate before every epoch from a function of the epoch.
 
@@ -439,7 +453,8 @@ class LearningRateScheduler(Callback):
     schedule : callable
         ``schedule(epoch, lr) -> new_lr``: `epoch` is the epoch's number (its index in
         ``history_``), `lr` the current base rate; the returned rate is used for that
-        epoch and recorded in ``history_['learning_rate']``.
+        epoch and recorded in ``history_['learning_rate']``. A function of the epoch
+        alone, ``schedule(epoch)``, also works (Keras's older form).
 
     Notes
     -----
@@ -469,7 +484,10 @@ class LearningRateScheduler(Callback):
             Empty.
         """
         optimizer = estimator._optimizer
-        lr = self.schedule(epoch, optimizer.base_learning_rate)
+        if _takes_rate(self.schedule):
+            lr = self.schedule(epoch, optimizer.base_learning_rate)
+        else:
+            lr = self.schedule(epoch)
         try:
             lr = float(lr)
         except (TypeError, ValueError):
