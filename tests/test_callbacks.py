@@ -441,7 +441,10 @@ def test_reduce_lr_on_plateau_prints_with_verbose(capsys):
     X, y = regression()
     cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0)
     quiet_fit(_reg(callbacks=[cb], max_iter=2, verbose=True), X, y)
-    assert "Epoch 1: ReduceLROnPlateau set the learning rate to 0.005" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # numbered from 1 as Keras does, and as the line of the same epoch before it
+    assert "Iteration 2, loss" in out.split("ReduceLROnPlateau")[0]
+    assert "Epoch 2: ReduceLROnPlateau set the learning rate to 0.005" in out
 
 
 # ------------------------------------------------------------------ TerminateOnNaN

@@ -439,7 +439,7 @@ def test_progress_bar_shows_loss_and_changes_nothing(batch_size, capsys):
     shown = quiet_fit(_clf(verbose=2, **kw), X, y, X_val=X[:30], y_val=y[:30])
     out = capsys.readouterr()
     assert "Iteration" not in out.out  # the bar replaces scikit-learn's lines
-    for text in ("Epoch 0", "Epoch 2", "loss=", "val_loss=", "val_score=", "batch"):
+    for text in ("Epoch 1", "Epoch 3", "loss=", "val_loss=", "val_score=", "batch"):
         assert text in out.err, text
     n_batches = -(-len(X) // batch_size)
     assert f"{n_batches}/{n_batches}" in out.err
@@ -460,7 +460,7 @@ def test_progress_bar_with_l2_and_partial_fit(capsys):
     assert silent.loss_curve_ == shown.loss_curve_
     capsys.readouterr()
     quiet_partial_fit(shown, X, y)
-    assert "Epoch 6" in capsys.readouterr().err
+    assert "Epoch 7" in capsys.readouterr().err
 
 
 def test_progress_bar_without_tqdm_falls_back_to_lines(monkeypatch, capsys):

@@ -339,7 +339,8 @@ def _train_with_progress(network, args, stats, epoch, seed, n_samples, batch_siz
     n_batches = network.n_batches(n_samples, batch_size)
     segments = min(_PROGRESS_SEGMENTS, n_batches)
     bounds = [k * n_batches // segments for k in range(segments + 1)]
-    bar = tqdm(total=n_batches, desc=f"Epoch {epoch}", unit="batch", dynamic_ncols=True)
+    # numbered from 1, as Keras's bar and the verbose lines
+    bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}", unit="batch", dynamic_ncols=True)
     try:
         for k0, k1 in zip(bounds[:-1], bounds[1:]):
             network.train_epoch(*args, stats=stats, epoch=epoch, seed=seed, batches=(k0, k1))

@@ -422,9 +422,10 @@ class ReduceLROnPlateau(_MonitorCallback):
                 if lr > self.min_lr:
                     new_lr = max(lr * self.factor, self.min_lr)
                     optimizer.set_base_learning_rate(new_lr)
-                    if estimator.verbose:
+                    if estimator.verbose:  # numbered from 1, as Keras and the verbose lines
                         print(
-                            f"Epoch {epoch}: ReduceLROnPlateau set the learning rate to {new_lr}."
+                            f"Epoch {epoch + 1}: ReduceLROnPlateau set the learning rate to "
+                            f"{new_lr}."
                         )
                     self._cooldown_left = self.cooldown
                     self._wait = 0
