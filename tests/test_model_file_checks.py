@@ -120,6 +120,13 @@ def _set_state(name, value):
         (lambda h: h["state"]["optimizer"].update(kind="sgd"), "sgd optimizer has 1 state"),
         (lambda h: h["state"]["optimizer"].update(kind="nadam"), "unknown optimizer 'nadam'"),
         (lambda h: h["state"].pop("network"), "bad or missing KeyError"),
+        (_set_param("callbacks", [{"callback": "Evil", "args": {}}]), "unknown callback 'Evil'"),
+        (
+            _set_param(
+                "callbacks", [{"callback": "EarlyStopping", "args": {"dict": [["bogus", 1]]}}]
+            ),
+            "not a valid cymlp model file",
+        ),
         (_set_state("n_outputs_", 2), "n_outputs_ is 2, the network has 3 outputs"),
         (_set_state("n_layers_", 4), "n_layers_ does not match"),
         (

@@ -236,6 +236,45 @@ def test_save_file_permissions_and_symbolic_links(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["kept", "link.cymlp", "new", "target.cymlp"]
 
 
+def test_cymlps_callbacks_are_stored_by_their_arguments(tmp_path):
+    import pathlib
+
+    from cymlp.callbacks import (
+        EarlyStopping,
+        LearningRateScheduler,
+        ModelCheckpoint,
+        ReduceLROnPlateau,
+        TerminateOnNaN,
+    )
+
+    clf, X, y = _fitted_classifier()
+    kept = [
+        EarlyStopping(monitor="loss", patience=3, min_delta=0.01, restore_best_weights=True),
+        ReduceLROnPlateau(monitor="loss", factor=0.5, cooldown=2),
+        ModelCheckpoint(pathlib.Path(tmp_path / "ck-{epoch}.cymlp"), monitor="loss"),
+        TerminateOnNaN(),
+    ]
+    clf.set_params(callbacks=kept)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is "saved as None"
+        clf.save(tmp_path / "m")
+    loaded = cymlp.load(tmp_path / "m")
+    assert [repr(cb) for cb in loaded.callbacks] == [repr(cb) for cb in kept]
+    assert all(a is not b for a, b in zip(loaded.callbacks, kept))
+    assert isinstance(loaded.callbacks[2].filepath, pathlib.Path)
+    assert _header(tmp_path / "m")["format_version"] == 3
+    # code is not stored: a schedule function, or a subclass
+    for unstorable in (
+        LearningRateScheduler(lambda e, lr: lr),
+        type("Mine", (TerminateOnNaN,), {})(),
+    ):
+        clf.set_params(callbacks=[kept[0], unstorable])
+        with pytest.warns(UserWarning, match="callbacks=.*saved as None"):
+            clf.save(tmp_path / "m2")
+        assert cymlp.load(tmp_path / "m2").callbacks is None
+        assert _header(tmp_path / "m2")["format_version"] == 2
+
+
 def test_file_from_newer_format_version_names_both_versions(tmp_path):
     clf, X, y = _fitted_classifier()
     path = tmp_path / "m"
@@ -410,7 +449,9 @@ def test_new_files_are_version_2_with_the_network_config(tmp_path):
     clf, X, y = _fitted_classifier()
     clf.save(tmp_path / "m")
     header = _header(tmp_path / "m")
-    assert header["format_version"] == _persistence.FORMAT_VERSION == 2
+    # version 2 until the file holds callbacks (version 3), so that releases that
+    # read versions 1 and 2 still read it
+    assert header["format_version"] == 2 and _persistence.FORMAT_VERSION == 3
     net = header["state"]["network"]
     assert net["layer_units"] == [4, 8, 4, 3]
     assert net["hidden_activation"] == "relu" and net["output_activation"] == "softmax"

@@ -10,7 +10,10 @@ statistics.
 
 Format versions: 2 stores the network's construction arguments (`Network.config()`:
 dropout, batch normalization, robust losses) and its running statistics, the history and
-the optimizer's base step size; version 1 (four network fields) is still read.
+the optimizer's base step size; version 1 (four network fields) is still read. Version 3
+is version 2 with cymlp's own callbacks among the parameters (stored by class name and
+constructor arguments); a file without them is still written as version 2, which earlier
+releases read.
 
 JSON has no tuples, typed dict keys, numpy dtypes or infinities, so values are written in
 a small tagged form (`_encode` / `_decode`) that gives back the same types.
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import inspect
 import io
 import json
 import os
+import pathlib
 import secrets
 import stat
 import warnings
@@ -34,6 +39,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelBinarizer
 
+from . import callbacks
 from ._convert import FITTED_CURVES, FITTED_SCALARS
 from ._engine import Network
 
@@ -42,7 +48,10 @@ if TYPE_CHECKING:
     from ._typing import PathLike
 
 FORMAT_NAME = "cymlp-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest version read and written
+# The callbacks a model file can hold: cymlp's own whose constructor arguments are data
+# (LearningRateScheduler's is a function). Subclasses are code: never stored.
+STORABLE_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "TerminateOnNaN")
 
 
 class _Unstorable(Exception):
@@ -74,7 +83,24 @@ def _encode(value):
         return {"dtype": value.str}
     if isinstance(value, type) and issubclass(value, np.generic):
         return {"scalar_type": np.dtype(value).str}
+    if isinstance(value, os.PathLike):  # e.g. ModelCheckpoint's filepath
+        return {"path": os.fsdecode(value)}
+    if isinstance(value, callbacks.Callback):
+        name = type(value).__name__
+        if name not in STORABLE_CALLBACKS or type(value) is not getattr(callbacks, name):
+            raise _Unstorable(value)
+        return {"callback": name, "args": _encode(_constructor_args(value))}
     raise _Unstorable(value)
+
+
+def _constructor_args(callback):
+    """A callback's constructor arguments, as its attributes of the same names hold them."""
+    parameters = inspect.signature(type(callback).__init__).parameters.values()
+    return {
+        p.name: getattr(callback, p.name)
+        for p in parameters
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def _decode(value):
@@ -96,6 +122,12 @@ def _decode(value):
         return _numeric_dtype(value["dtype"])
     if set(value) == {"scalar_type"}:
         return _numeric_dtype(value["scalar_type"]).type
+    if set(value) == {"path"}:
+        return pathlib.Path(value["path"])
+    if set(value) == {"callback", "args"}:
+        if value["callback"] not in STORABLE_CALLBACKS:
+            raise ValueError(f"unknown callback {value['callback']!r}")
+        return getattr(callbacks, value["callback"])(**_decode(value["args"]))
     raise ValueError(f"unknown tagged value {sorted(value)}")
 
 
@@ -188,7 +220,9 @@ def save(estimator, path):
 
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        # the lowest version that holds the file's content, so that earlier releases
+        # read what they can
+        "format_version": 3 if params.get("callbacks") else 2,
         "estimator": type(estimator).__name__,
         "params": params,
         "state": state,
