@@ -41,6 +41,10 @@ for needed in setup.py pyproject.toml README.md LICENSE src/cymlp/_engine.pyx \
     src/cymlp/_openmp.pxd src/cymlp/_kernels.pxd src/cymlp/py.typed; do
     grep -q "/$needed\$" "$work/sdist.txt" || { echo "sdist lacks $needed" >&2; exit 1; }
 done
+if grep -E '/tests/' "$work/sdist.txt"; then
+    echo "the sdist holds tests, which need the whole repository (MANIFEST.in)" >&2
+    exit 1
+fi
 if grep -E '\.(so|o)$' "$work/sdist.txt"; then
     echo "the sdist holds compiled files" >&2
     exit 1
