@@ -464,7 +464,7 @@ class LearningRateScheduler(Callback):
     `learning_rate`.
     """
 
-    def __init__(self, schedule: Callable[[int, float], float]) -> None:
+    def __init__(self, schedule: Callable[..., float]) -> None:
         if not callable(schedule):
             raise TypeError(
                 "schedule must be a function schedule(epoch, lr) -> new_lr, got "
