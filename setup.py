@@ -32,8 +32,8 @@ if sys.platform == "win32":
 else:
     # no errno from math functions, no floating-point traps (never enabled here): lets
     # the compiler inline sqrt and turn selects into vector blends; values are unchanged.
-    # -g0 drops the debug information Python's own CFLAGS ask for (it was 9/10 of the
-    # wheel); the symbols stay, for profilers.
+    # -g0 drops the debug information Python's own CFLAGS ask for (the four extensions
+    # measured 7.5 MB with it, 1.4 MB without); the symbols stay, for profilers.
     compile_args, link_args = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"], []
     openmp_compile, openmp_link = ["-fopenmp"], ["-fopenmp"]
     if DEBUG:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -89,18 +88,8 @@ def _encode(value):
         name = type(value).__name__
         if name not in STORABLE_CALLBACKS or type(value) is not getattr(callbacks, name):
             raise _Unstorable(value)
-        return {"callback": name, "args": _encode(_constructor_args(value))}
+        return {"callback": name, "args": _encode(value._init_args())}
     raise _Unstorable(value)
-
-
-def _constructor_args(callback):
-    """A callback's constructor arguments, as its attributes of the same names hold them."""
-    parameters = inspect.signature(type(callback).__init__).parameters.values()
-    return {
-        p.name: getattr(callback, p.name)
-        for p in parameters
-        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
 
 
 def _decode(value):

@@ -23,6 +23,7 @@ from .callbacks import (
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
+    _can_take,
 )
 
 try:  # private scikit-learn helpers: reuse them so warnings match scikit-learn's
@@ -173,19 +174,14 @@ def _check_hook_signatures(cb):
     not with Python's "takes 3 positional arguments but 4 were given" mid-training
     (a Keras habit: Keras's hooks take (epoch, logs) and reach the model as self.model)."""
     for hook, names in _HOOK_ARGUMENTS.items():
-        try:
-            signature = inspect.signature(getattr(cb, hook))
-        except (TypeError, ValueError):  # no signature to read: leave it to the call
-            continue
-        try:
-            signature.bind(*names)
-        except TypeError:
+        method = getattr(cb, hook)
+        if not _can_take(method, *names):
             raise TypeError(
                 f"{type(cb).__name__}.{hook} must take ({', '.join(names)}), as "
-                f"cymlp.callbacks.Callback's does; it takes {signature}. (Keras's hooks "
-                "take (epoch, logs) and reach the model as self.model; cymlp passes the "
-                "estimator first.)"
-            ) from None
+                f"cymlp.callbacks.Callback's does; it takes {inspect.signature(method)}. "
+                "(Keras's hooks take (epoch, logs) and reach the model as self.model; "
+                "cymlp passes the estimator first.)"
+            )
 
 
 def check_controls(est, has_validation, incremental):

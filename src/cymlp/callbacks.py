@@ -115,14 +115,33 @@ class Callback:
         previous epoch have been restored); True ends training without an error."""
         return False
 
-    def __repr__(self) -> str:
-        names = [
-            name
+    def _init_args(self) -> dict[str, Any]:
+        """The constructor's arguments, as the attributes of the same names hold them:
+        the repr, and what a model file stores of cymlp's own callbacks."""
+        return {
+            name: getattr(self, name)
             for name in inspect.signature(type(self).__init__).parameters
             if name != "self" and hasattr(self, name)
-        ]
-        params = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{name}={value!r}" for name, value in self._init_args().items())
         return f"{type(self).__name__}({params})"
+
+
+def _can_take(function: Callable[..., Any], *args: Any) -> bool:
+    """Whether function's signature takes these positional arguments (read from the
+    signature, so that a TypeError raised inside the function is not mistaken for one);
+    True where there is no signature to read: the call then decides."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(*args)
+    except TypeError:
+        return False
+    return True
 
 
 def _check_int(name, value, minimum=0):
@@ -432,20 +451,6 @@ class ReduceLROnPlateau(_MonitorCallback):
         return False
 
 
-def _takes_rate(schedule):
-    """Whether schedule takes (epoch, lr); False for a function of the epoch alone.
-    (Read from its signature: a TypeError raised inside it must not change the call.)"""
-    try:
-        signature = inspect.signature(schedule)
-    except (TypeError, ValueError):  # no signature to read: the documented form
-        return True
-    try:
-        signature.bind(0, 0.1)
-    except TypeError:
-        return False
-    return True
-
-
 class LearningRateScheduler(Callback):
     """Set the learning rate before every epoch from a function of the epoch.
 
@@ -485,7 +490,7 @@ class LearningRateScheduler(Callback):
             Empty.
         """
         optimizer = estimator._optimizer
-        if _takes_rate(self.schedule):
+        if _can_take(self.schedule, epoch, optimizer.base_learning_rate):
             lr = self.schedule(epoch, optimizer.base_learning_rate)
         else:
             lr = self.schedule(epoch)
