@@ -13,6 +13,7 @@ are small, so the file runs in a few seconds once the workers are up.
 """
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -39,7 +40,10 @@ Incremental = dask_ml_wrappers.Incremental
 
 @pytest.fixture(scope="module")
 def client():
-    """A two-process LocalCluster (one thread each) and a client set as the default."""
+    """A two-process LocalCluster (one thread each) and a client set as the default.
+    The nannies set their workers' thread variables (OMP_NUM_THREADS=1, ...) in this
+    process's environment too; it is put back, for the tests that start processes."""
+    environ = dict(os.environ)
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -53,6 +57,8 @@ def client():
     finally:
         c.close()
         cluster.close()
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 # ---------------------------------------------------------------- grid search on a cluster

@@ -61,12 +61,12 @@ before = n_threads()
 """
 
 
-def _run(code, env=None):
+def _run(code, env=None, helpers=""):
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_SCRIPT) + textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(_SCRIPT) + helpers + textwrap.dedent(code)],
         env=full_env,
         capture_output=True,
         text=True,
@@ -114,6 +114,114 @@ def test_omp_num_threads_is_honoured(omp_num_threads):
         assert after == before, "the fit started threads although OMP_NUM_THREADS=1"
     else:  # the control: threads are started (and seen) when allowed
         assert after > before
+
+
+# A child forked (os.fork, multiprocessing's "fork" start method) from a process whose
+# OpenMP threads had started: libgomp's pool does not survive the fork, and the child's
+# first parallel region on several threads waited forever. The parent waits for the child
+# with a deadline, so a hang fails the test instead of stalling the suite.
+_FORK = """
+import signal, time
+from cymlp import _kernels
+
+def in_child(work):
+    # work()'s exit code in a forked child, or "hung"
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            # the BLAS pools, stopped by the fork, are started before counting threads
+            scipy.linalg.blas.dgemm(1.0, np.ones((300, 300)), np.ones((300, 300)))
+            np.ones((300, 300)) @ np.ones((300, 300))
+            code = work()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return "hung"
+        time.sleep(0.05)
+"""
+
+
+@needs_openmp
+@needs_proc_tasks
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_after_threads_started_runs_single_threaded():
+    (result,) = _run(
+        """
+        expected = fit()
+        assert n_threads() > before, "the parent's threads did not start: nothing tested"
+
+        def work():
+            threads = n_threads()
+            same = np.array_equal(fit(), expected)  # the thread count changes no bits
+            big = np.ones(1 << 21, dtype=np.float32)  # scanned by threads where allowed
+            finite = _kernels.all_finite(big) and not _kernels.all_finite(big / 0 - big)
+            return 0 if same and finite and n_threads() == threads else 2
+
+        print({0: 1, 2: 0}.get(in_child(work), -1))
+        """,
+        env={"OMP_NUM_THREADS": "2"},
+        helpers=_FORK,
+    )
+    assert result == 1, "the forked child hung, failed or started threads"
+
+
+@needs_openmp
+@needs_proc_tasks
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_before_threads_started_keeps_the_threads():
+    """The control: a child of a process that had not started its OpenMP threads starts
+    a pool of its own (only an inherited pool is unusable)."""
+    (result,) = _run(
+        """
+        def work():
+            threads = n_threads()
+            fit()
+            return 0 if n_threads() > threads else 2
+
+        print({0: 1, 2: 0}.get(in_child(work), -1))
+        """,
+        env={"OMP_NUM_THREADS": "2"},
+        helpers=_FORK,
+    )
+    assert result == 1, "the child of a fresh process ran single-threaded"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_during_an_engine_call_in_another_thread():
+    """The engine call (here: its BLAS limit held, its lock taken) belongs to a thread
+    the child does not have: the child neither waits for that lock nor keeps BLAS at
+    the limit it set."""
+    (result,) = _run(
+        """
+        from threadpoolctl import threadpool_info
+        from cymlp import _threads
+
+        def blas_threads():
+            return sorted(d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas")
+
+        expected = blas_threads()
+        assert expected != [1] * len(expected), "BLAS at one thread already: nothing tested"
+
+        def work():
+            restored = blas_threads() == expected
+            fit()
+            return 0 if restored and blas_threads() == expected else 2
+
+        with _threads.blas_single_threaded(), _threads._lock:
+            code = in_child(work)
+        print({0: 1, 2: 0}.get(code, -1))
+        """,
+        env={"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"},
+        helpers=_FORK,
+    )
+    assert result == 1, "the child hung on the lock or kept BLAS at one thread"
 
 
 # --------------------------------------------------------------------------------------

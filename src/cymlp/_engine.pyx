@@ -33,7 +33,7 @@ from ._kernels cimport (CYMLP_DEBUG, ELU, EXP, GELU, IDENTITY, LEAKY_RELU, LOGIS
 from ._optim cimport StepConfig, step, ADAM, ADAMW
 from ._blas import aligned_empty, kernel_takes, packed_b_size
 from ._optim import chunk_bounds
-from ._threads import blas_multiplies_small_unpacked, blas_single_threaded
+from ._threads import blas_multiplies_small_unpacked, blas_single_threaded, engine_threads
 
 HIDDEN_ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "sigmoid": LOGISTIC,
                       "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU,
@@ -1161,7 +1161,7 @@ cdef class Network:
         net.out_act = self._out_act
         net.out_loss = self._out_loss
         net.huber_delta = self.huber_delta
-        net.n_threads = omp_get_max_threads()
+        net.n_threads = engine_threads(omp_get_max_threads())
         net.training = training
         net.update_running = update_running
         net.drop_rate = <const double*> _ptr(self._rates)

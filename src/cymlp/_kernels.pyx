@@ -19,6 +19,7 @@ from libc.stdio cimport fprintf, stderr
 from libc.stdlib cimport abort
 
 from ._openmp cimport omp_get_max_threads
+from ._threads import engine_threads
 
 
 # exp for the float softmax, written so that the compiler can vectorize a loop of them
@@ -609,7 +610,7 @@ def all_finite(x):
             x.flags.c_contiguous or x.flags.f_contiguous):
         return None
     cdef Py_ssize_t n = x.size, c, n_chunks = (n + FINITE_CHUNK - 1) // FINITE_CHUNK
-    cdef int n_threads = omp_get_max_threads() if n >= FINITE_PARALLEL_MIN else 1
+    cdef int n_threads = engine_threads(omp_get_max_threads()) if n >= FINITE_PARALLEL_MIN else 1
     cdef int bad = 0
     if n == 0:
         return True

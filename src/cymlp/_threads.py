@@ -11,10 +11,14 @@ OpenBLAS's pthreads pool is process-wide, and threadpoolctl (3.8 and later) lets
 one Python thread change it: calls from any other thread are silently ignored. An engine
 call from a worker thread must still get its limit, so OpenBLAS's own setter is called
 directly; other libraries go through threadpoolctl.
+
+Also here: how many OpenMP threads an engine call may use (engine_threads), which is one
+in a process forked from one whose OpenMP threads had started.
 """
 
 import ctypes
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +84,43 @@ def blas_single_threaded() -> _SingleThreadedBLAS:
     """Context manager: BLAS at one thread inside (safe to nest and to overlap, and from
     any thread)."""
     return _SingleThreadedBLAS()
+
+
+# OpenMP threads do not survive fork(). GNU OpenMP (libgomp, which GCC builds link)
+# keeps its pool's bookkeeping in the child, whose first parallel region with more than
+# one thread then waits forever for threads that exist only in the parent (a fit after
+# multiprocessing's "fork" start method hung). One thread runs no pool, so a child of a
+# process whose engine had started its threads runs single-threaded. A child of one that
+# had not keeps every thread: its pool starts afresh.
+_threads_started = False
+_threads_lost = False
+
+
+def engine_threads(available: int) -> int:
+    """The OpenMP threads an engine call may use, given omp_get_max_threads()."""
+    global _threads_started
+    if _threads_lost:
+        return 1
+    if available > 1:
+        _threads_started = True
+    return available
+
+
+def _after_fork_in_child() -> None:
+    global _threads_lost, _lock, _depth
+    _threads_lost = _threads_lost or _threads_started
+    # A call in another of the parent's threads may have held the lock or the BLAS limit
+    # at the fork; that thread does not exist here.
+    _lock = threading.Lock()
+    if _depth:
+        _depth = 0
+        for setter, threads in _saved:
+            if threads != 1:
+                setter(threads)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # OpenBLAS kernel families (openblas_get_corename) whose single-precision GEMM multiplies
