@@ -148,11 +148,34 @@ def test_epilogue_in_the_stores_watches_for_nan_and_infinity(kernel_for_every_si
         Ab[i, j] = bad
         out = C[:, :n]
         assert _blas._gemm_bias_act(Ab, B, out, bias, True, True) == (True, True), (i, j, bad)
-        # NaN gives 0 after relu, as the separate epilogue's (v if v > 0 else 0)
-        assert not np.isnan(out).any() and np.all(out >= 0)
+        # relu keeps NaN, as numpy's maximum and the separate epilogue do
         if np.isnan(bad):
-            assert not out[i].any()
+            assert np.isnan(out[i]).all() and not np.isnan(np.delete(out, i, 0)).any()
+        else:
+            assert not np.isnan(out).any() and np.all(out >= 0)
         assert _blas._gemm_bias_act(Ab, B, out, bias, True, False) == (True, False)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_relu_keeps_nan_as_in_sklearn(routing, kernel):
+    # under assume_finite nothing scans X: a NaN input gives NaN outputs, as in
+    # scikit-learn (np.maximum), through the kernel's fused epilogue or the separate one
+    from sklearn import config_context
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    routing(kernel and _blas.own_gemm_supported(), small_to_blas=False)
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((600, 100), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    X_nan = X[:20].copy()
+    X_nan[[3, 11], [0, 57]] = np.nan
+    for Est in (MLPClassifier, SkMLP):
+        est = Est(hidden_layer_sizes=(64,), max_iter=2, random_state=0).fit(X, y)
+        with config_context(assume_finite=True):
+            proba = est.predict_proba(X_nan)
+        assert_array_equal(np.isnan(proba).any(axis=1), np.isin(np.arange(20), [3, 11]))
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            est.predict_proba(X_nan)
 
 
 def test_packed_operands_are_the_kernels_only(blas_only):

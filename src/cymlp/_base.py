@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, is_regressor
 from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -484,7 +485,10 @@ class BaseMLP(BaseEstimator, ABC):
 
     def _check_finite(self, X):
         """Raise scikit-learn's error if X holds NaN or infinity; its own check runs
-        where the kernel does not apply or finds such a value."""
+        where the kernel does not apply or finds such a value. Nothing is scanned under
+        scikit-learn's assume_finite, as in scikit-learn (NaN then gives NaN outputs)."""
+        if get_config()["assume_finite"]:
+            return
         data = X.data if sp.issparse(X) else X
         if all_finite(data) is not True:
             assert_all_finite(data, input_name="X", estimator_name=type(self).__name__)

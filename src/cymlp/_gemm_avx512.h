@@ -33,7 +33,7 @@
 /* What the GEMM does to C after its last slice of K, fused into the tiles' stores (the
    forward pass's epilogue, while C is still in registers): first, where nonfinite is
    not NULL, *nonfinite = 1 if an entry is NaN or infinite; then C += bias (n values,
-   when not NULL), then max(C, 0) where relu (0 for NaN, as the separate epilogue). */
+   when not NULL), then max(0, C) where relu (NaN for NaN, as the separate epilogue). */
 typedef struct {
     const void* bias;
     int relu;

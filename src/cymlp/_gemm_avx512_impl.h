@@ -107,9 +107,9 @@ static inline CYMLP_AVX512 void CYMLP_FN(cymlp_store_tile)(const CYMLP_V* acc, C
             x0 = CYMLP_OP(add)(x0, b0);
             x1 = CYMLP_OP(add)(x1, b1);
         }
-        if (relu) { /* max(x, 0) is 0 for NaN x: its second operand */
-            x0 = CYMLP_OP(max)(x0, zero);
-            x1 = CYMLP_OP(max)(x1, zero);
+        if (relu) { /* max(0, x) is x where x is NaN: its second operand */
+            x0 = CYMLP_OP(max)(zero, x0);
+            x1 = CYMLP_OP(max)(zero, x1);
         }
         CYMLP_OP(mask_storeu)(cr, m0, x0);
         if (nc > CYMLP_W)

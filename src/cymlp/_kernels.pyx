@@ -125,10 +125,10 @@ cdef void bias_act_forward(floating* Z, Py_ssize_t ld, const floating* b, Py_ssi
             p = pre + i * ld
             for j in range(m):
                 p[j] = z[j] + b[j]
-        if act == RELU:
+        if act == RELU:  # NaN stays NaN, as in numpy's maximum (and the kernel's)
             for j in range(m):
                 v = z[j] + b[j]
-                z[j] = v if v > 0 else 0
+                z[j] = 0 if v < 0 else v
         elif act == IDENTITY:
             for j in range(m):
                 z[j] = z[j] + b[j]
