@@ -330,6 +330,72 @@ def test_one_estimator_predicts_while_another_fits(fitted_models, restore_blas_t
                 assert_array_equal(got, expected)
 
 
+class _FitFromAnotherThread(cymlp.callbacks.Callback):
+    """At the end of the first epoch, runs `call` on the estimator being trained in
+    another thread (while this fit is paused in the hook) and keeps what it raised."""
+
+    def __init__(self, call=None):
+        self.call = call
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        if epoch == 0:
+            self.raised = []
+
+            def run():
+                try:
+                    self.call(estimator)
+                except Exception as exc:  # noqa: BLE001 (kept for the test)
+                    self.raised.append(exc)
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("second", ["fit", "partial_fit"])
+def test_a_second_fit_of_one_estimator_is_refused(second, restore_blas_threads):
+    # Both fits on one network, whose buffers each replaces and frees, corrupted the heap;
+    # the fit from the other thread now raises, and the first one ends as if alone.
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(32,), max_iter=3, random_state=0)
+    alone = cymlp.MLPClassifier(**params).fit(X, y)
+    hook = _FitFromAnotherThread(lambda est: getattr(est, second)(X, y))
+    est = cymlp.MLPClassifier(callbacks=[hook], **params).fit(X, y)
+    assert len(hook.raised) == 1 and isinstance(hook.raised[0], RuntimeError)
+    assert "being fitted in another thread" in str(hook.raised[0])
+    for a, b in zip(alone.coefs_ + alone.intercepts_, est.coefs_ + est.intercepts_):
+        assert_array_equal(a, b)
+    est.set_params(callbacks=None).partial_fit(X, y)  # free again once the fit is over
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_while_a_refit_initializes(monkeypatch, restore_blas_threads):
+    # A predict between the new network and its views copied the old weights into the
+    # new network as if assigned: the refit then started from the old weights.
+    from cymlp import _init
+
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(32,), max_iter=3, random_state=0)
+    alone = cymlp.MLPClassifier(**params).fit(X, y)
+    est = cymlp.MLPClassifier(**dict(params, random_state=1)).fit(X, y)
+    expected = est.predict_proba(X)
+    seen = []
+    initialize = _init.initialize_weights
+
+    def initialize_then_predict(*args):
+        initialize(*args)
+        thread = threading.Thread(target=lambda: seen.append(est.predict_proba(X)))
+        thread.start()
+        thread.join()
+
+    monkeypatch.setattr(_init, "initialize_weights", initialize_then_predict)
+    est.set_params(random_state=0).fit(X, y)
+    assert_array_equal(seen[0], expected)  # the fitted model, whole
+    for a, b in zip(alone.coefs_ + alone.intercepts_, est.coefs_ + est.intercepts_):
+        assert_array_equal(a, b)
+
+
 # --------------------------------------------------------------------------------------
 # the GIL is released while an epoch runs
 # --------------------------------------------------------------------------------------

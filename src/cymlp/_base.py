@@ -8,6 +8,8 @@ to their items): `_sync_params` copies them into the buffer before the next use.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,30 @@ def _check_fits_dtype(values, dtype, name):
             "computes in: scale them, or fit with dtype=np.float64."
         )
     return cast
+
+
+# The estimators being fitted, by id, with the thread fitting each. Two fits of one
+# estimator at once (fit, partial_fit or a warm start, from two threads) would train on
+# one network whose buffers each of them replaces and frees: the second is refused. An
+# entry left by an interrupted fit belongs to the thread that finds it, which goes on.
+_fitting: dict[int, int] = {}
+_fitting_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _fitting_alone(est):
+    me = threading.get_ident()
+    with _fitting_lock:
+        if _fitting.setdefault(id(est), me) != me:
+            raise RuntimeError(
+                f"This {type(est).__name__} is being fitted in another thread: fit and "
+                "partial_fit of one estimator run one at a time (fit a clone instead)."
+            )
+    try:
+        yield
+    finally:
+        with _fitting_lock:
+            _fitting.pop(id(est), None)
 
 
 class BaseMLP(BaseEstimator, ABC):
@@ -219,9 +245,10 @@ class BaseMLP(BaseEstimator, ABC):
         return net.astype(np.float64)
 
     # ------------------------------------------------------------ parameters as views
-    def _view_attributes(self):
-        """(attribute name, the network's views) of every parameter attribute."""
-        net = self._network
+    def _view_attributes(self, net=None):
+        """(attribute name, the network's views) of every parameter attribute, of
+        `net` (by default the estimator's network)."""
+        net = self._network if net is None else net
         views = [("coefs_", net.coefs), ("intercepts_", net.intercepts)]
         if net.batch_norm:
             views += [
@@ -235,6 +262,14 @@ class BaseMLP(BaseEstimator, ABC):
     def _bind_views(self):
         for name, views in self._view_attributes():
             setattr(self, name, list(views))
+
+    def _install_network(self, network):
+        """Make `network` the estimator's, with its views, in one step: a predict in
+        another thread sees the old network with its views or the new one with its own,
+        never the new network with the old views (which it would copy into it as
+        assigned weights)."""
+        views = {name: list(views) for name, views in self._view_attributes(network)}
+        self.__dict__.update(_network=network, **views)
 
     def _sync_params(self):
         """Copy arrays the user assigned to coefs_ / intercepts_ into the flat buffer and
@@ -273,13 +308,13 @@ class BaseMLP(BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
-        self._network = Network(**self._network_config(layer_units, dtype))
+        network = Network(**self._network_config(layer_units, dtype))
         # init=None: scikit-learn's draws exactly; otherwise Keras's scheme (see _init).
-        _init.initialize_weights(self.init, self.activation, self._random_state, self._network)
-        if self._network.batch_norm:  # beta shifts instead: the hidden biases stay unused
-            for intercept in self._network.intercepts[:-1]:
+        _init.initialize_weights(self.init, self.activation, self._random_state, network)
+        if network.batch_norm:  # beta shifts instead: the hidden biases stay unused
+            for intercept in network.intercepts[:-1]:
                 intercept[...] = 0
-        self._bind_views()
+        self._install_network(network)
         self._best_params = self._network.params.copy()
         self._best_running = self._network.running.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -330,14 +365,20 @@ class BaseMLP(BaseEstimator, ABC):
                     "estimator for partial_fit) to start afresh."
                 )
         if wanted != have:
-            self._network = _rebuild_network(wanted, net.params, net.running)
-            self._bind_views()
+            self._install_network(_rebuild_network(wanted, net.params, net.running))
 
     def _fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
-        """fit / partial_fit. A failure before training begins (an error in the data or
-        the parameters, or from a callback's on_train_begin) leaves the estimator as it
-        was, a fitted model included; once training has begun (_training.has_begun), the
-        work done is kept, as the callers document."""
+        """fit / partial_fit, one at a time per estimator (_fitting_alone). A failure
+        before training begins (an error in the data or the parameters, or from a
+        callback's on_train_begin) leaves the estimator as it was, a fitted model
+        included; once training has begun (_training.has_begun), the work done is kept,
+        as the callers document."""
+        with _fitting_alone(self):
+            return self._fit_undoable(
+                X, y, sample_weight, X_val, y_val, sample_weight_val, incremental=incremental
+            )
+
+    def _fit_undoable(self, X, y, sample_weight, X_val, y_val, sample_weight_val, *, incremental):
         saved = self.__dict__.copy()
         try:
             return self._fit_checked(
