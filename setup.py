@@ -47,7 +47,7 @@ directives = {
     "initializedcheck": DEBUG,
 }
 
-modules = ["_blas", "_kernels", "_optim", "_engine"]
+modules = ["_blas", "_kernels", "_optim", "_threads", "_engine"]
 HEADERS = sorted(glob.glob("src/cymlp/*.h"))  # the GEMM kernel (_blas.pyx includes it)
 extensions = [
     Extension(

@@ -56,7 +56,7 @@ import zipfile
 
 with zipfile.ZipFile(sys.argv[1]) as wheel:
     modules = [name for name in wheel.namelist() if name.endswith(".so")]
-    assert len(modules) == 4, modules
+    assert len(modules) == 5, modules
     for name in modules:
         assert b"libgomp" not in wheel.read(name), f"{name} links libgomp"
 print(f"compiler without OpenMP: serial build with a warning ({', '.join(modules)})")

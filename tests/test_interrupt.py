@@ -59,3 +59,117 @@ def test_sigint_stops_a_long_epoch_and_keeps_the_estimator_usable():
     assert 0 < result["steps_taken"] < result["steps_per_epoch"]
     assert "Training interrupted by user." in result["warnings"]
     assert result["predict_ok"]
+
+
+# A signal whose handler raises (Ctrl-C's KeyboardInterrupt, or any handler's exception)
+# while the engine runs without the GIL. Python raises it at the first Python code that
+# runs afterwards: it must leave the BLAS thread limit given back and the optimizer's step
+# count complete, and the handler's own exception must reach the caller. SIGUSR1 here, so
+# that a stray signal cannot stop the test session.
+class _Alarm(Exception):
+    pass
+
+
+@pytest.fixture
+def alarm_in():
+    """alarm_in(seconds): SIGUSR1, whose handler raises _Alarm, that many seconds later."""
+    import threading
+
+    def handler(signum, frame):
+        raise _Alarm
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timers = []
+
+    def start(seconds):
+        timers.append(threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGUSR1)))
+        timers[-1].start()
+
+    yield start
+    for timer in timers:
+        timer.cancel()
+        timer.join()
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def _blas_state():
+    from threadpoolctl import threadpool_info
+
+    from cymlp import _threads
+
+    threads = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    return threads, _threads._depth
+
+
+posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+
+
+@posix_signals
+def test_a_signal_handlers_exception_leaves_fit(alarm_in, restore_blas_threads):
+    # the engine's own check (every few batches) runs the handler: its exception, not a
+    # KeyboardInterrupt that fit would take for Ctrl-C and swallow
+    import numpy as np
+
+    from cymlp import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 64), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    est = MLPClassifier(hidden_layer_sizes=(256, 128), batch_size=100, max_iter=200, tol=0)
+    before = _blas_state()
+    alarm_in(0.3)
+    with pytest.raises(_Alarm):
+        est.fit(X, y)
+    assert _blas_state() == before
+    assert np.isfinite(est.predict_proba(X[:10])).all()
+
+
+@posix_signals
+def test_a_signal_during_predict_gives_back_the_blas_limit(alarm_in, restore_blas_threads):
+    import numpy as np
+
+    from cymlp import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60_000, 256), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    est = MLPClassifier(hidden_layer_sizes=(1024, 512), max_iter=1).fit(X[:500], y[:500])
+    before = _blas_state()
+    alarm_in(0.2)  # predicting these rows takes longer: the signal lands inside
+    with pytest.raises(_Alarm):
+        for _ in range(20):
+            est.predict_proba(X)
+    assert _blas_state() == before
+
+
+@posix_signals
+def test_a_signal_after_an_epoch_keeps_the_step_count(alarm_in, restore_blas_threads):
+    # three mini-batches per epoch: the engine's own check never runs, and the handler's
+    # exception comes once the epoch is over; weights updated are steps counted (Adam's
+    # bias correction depends on the count)
+    import numpy as np
+
+    from cymlp import MLPClassifier
+    from cymlp.callbacks import Callback
+
+    class Record(Callback):
+        def on_epoch_end(self, estimator, epoch, logs):
+            self.last = estimator._network.params.copy(), estimator._optimizer.t
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12_000, 128), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    record = Record()
+    est = MLPClassifier(
+        hidden_layer_sizes=(512, 256), batch_size=4000, max_iter=500, tol=0, callbacks=[record]
+    )
+    before = _blas_state()
+    alarm_in(0.5)
+    with pytest.raises(_Alarm):
+        est.fit(X, y)
+    params, t = record.last
+    if not np.array_equal(params, est._network.params):
+        assert est._optimizer.t == t + 3
+    else:
+        assert est._optimizer.t == t
+    assert _blas_state() == before

@@ -747,19 +747,32 @@ cdef double forward_backward(const Net* net, const floating* P, floating* G, flo
 
 
 cdef extern from "Python.h":
-    # declared without an exception value: the caller looks at the result itself
-    int _check_signals "PyErr_CheckSignals" ()
-    void PyErr_Clear()
+    int _check_signals "PyErr_CheckSignals" () except -1
+
+
+# What a signal handler raised inside the engine (KeyboardInterrupt for Ctrl-C, or a
+# handler's own exception): kept until the engine is consistent, then raised by the call.
+# Handlers run in the main thread only, so one engine call at a time can set it.
+cdef object _signal_error = None
 
 
 cdef bint sigint_pending() noexcept with gil:
-    """Run Python's pending signal handlers (they run in the main thread only); True if
-    one raised, as the default SIGINT handler does on Ctrl-C. The exception is cleared
-    here and KeyboardInterrupt raised by the caller once the engine is consistent."""
-    if _check_signals() != 0:
-        PyErr_Clear()
+    """Run Python's pending signal handlers; True if one raised (the default SIGINT
+    handler does on Ctrl-C), its exception kept for raise_signal_error."""
+    global _signal_error
+    try:
+        _check_signals()
+    except BaseException as exc:
+        _signal_error = exc
         return True
     return False
+
+
+def _raise_signal_error():
+    """Raise what sigint_pending kept (after the call's steps were counted)."""
+    global _signal_error
+    error, _signal_error = _signal_error, None
+    raise error if error is not None else KeyboardInterrupt
 
 
 # Look at the clock every few batches, and take the GIL to look for Ctrl-C only when
@@ -1263,8 +1276,9 @@ cdef class Network:
         new_stats() to accumulate into (see finish_stats). epoch, seed: the dropout
         masks' key. batches: (k0, k1) runs mini-batches k0..k1-1 of the epoch only.
 
-        Raises KeyboardInterrupt on Ctrl-C (after the steps taken so far, which stay
-        applied), and ValueError when a mini-batch's sample weights sum to zero.
+        Raises KeyboardInterrupt on Ctrl-C, or what another signal handler raised (after
+        the steps taken so far, which stay applied and counted), and ValueError when a
+        mini-batch's sample weights sum to zero.
         """
         held = self._rows(X)
         cdef Py_ssize_t n = held[4]
@@ -1353,7 +1367,7 @@ cdef class Network:
                 "undefined. Give more rows a positive sample_weight or use a larger "
                 "batch_size.")
         if stopped == STOP_INTERRUPT:
-            raise KeyboardInterrupt
+            _raise_signal_error()
         return total
 
     def loss_and_grad(self, X, Y, sample_weight=None, double alpha=0.0, *, training=False,

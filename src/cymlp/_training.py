@@ -452,8 +452,8 @@ def fit_stochastic(est, X, y, sample_weight, incremental, validation=None):
     # BLAS stays at one thread for the whole fit rather than being switched back and forth
     # around every engine call (OpenBLAS threads woken in between can spin beside ours).
     blas_limit = blas_single_threaded()
-    blas_limit.__enter__()
     try:
+        blas_limit.__enter__()  # (inside: __exit__ then gives back whatever it took)
         network.reserve(batch_size)
         _begin(est)
         est.n_iter_ = 0

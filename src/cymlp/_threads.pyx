@@ -12,6 +12,13 @@ one Python thread change it: calls from any other thread are silently ignored. A
 call from a worker thread must still get its limit, so OpenBLAS's own setter is called
 directly; other libraries go through threadpoolctl.
 
+This module is compiled (Cython) although it is plain Python: compiled code never stops
+to run a signal handler, so a Ctrl-C arriving around an engine call is raised after the
+limit has been taken or given back, never between the count and the thread counts (as
+Python code, the KeyboardInterrupt could be raised as __exit__ began, and BLAS stayed at
+one thread for good). Where the setters are threadpoolctl's (BLAS other than OpenBLAS),
+they are Python code and that window remains.
+
 Also here: how many OpenMP threads an engine call may use (engine_threads), which is one
 in a process forked from one whose OpenMP threads had started.
 """
@@ -58,6 +65,9 @@ def _blas_libraries() -> list[tuple[Any, Callable[[int], Any]]]:
 
 
 class _SingleThreadedBLAS:
+    def __init__(self) -> None:
+        self._entered = False
+
     def __enter__(self) -> None:
         global _depth, _saved, _libraries
         with _lock:
@@ -69,9 +79,13 @@ class _SingleThreadedBLAS:
                     if threads != 1:
                         setter(1)
             _depth += 1
+            self._entered = True
 
     def __exit__(self, *exc: object) -> None:
         global _depth
+        if not self._entered:  # a caller interrupted before __enter__ ran
+            return
+        self._entered = False
         with _lock:
             _depth -= 1
             if _depth == 0:
