@@ -201,6 +201,33 @@ def test_failed_save_leaves_existing_file_intact(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("moment", ["after open", "after the rename"])
+def test_ctrl_c_during_save(tmp_path, monkeypatch, moment):
+    # a KeyboardInterrupt as open() returns left the temporary file behind; one as the
+    # rename returns became a FileNotFoundError from removing the renamed file
+    clf, X, y = _fitted_classifier()
+    path = tmp_path / "m"
+    clf.save(path)
+    real_open, real_replace = open, os.replace
+
+    def interrupted(real):
+        def call(*args, **kwargs):
+            real(*args, **kwargs)  # done (the file it opens is closed when collected)
+            raise KeyboardInterrupt
+
+        return call
+
+    if moment == "after open":
+        monkeypatch.setattr(_persistence, "open", interrupted(real_open), raising=False)
+    else:
+        monkeypatch.setattr(_persistence.os, "replace", interrupted(real_replace))
+    with pytest.raises(KeyboardInterrupt):
+        clf.save(path)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary file left behind
+    assert_array_equal(cymlp.load(path).predict_proba(X), clf.predict_proba(X))
+
+
 def test_save_errors_name_the_given_path(tmp_path):
     clf, X, y = _fitted_classifier()
     missing = tmp_path / "no_such_folder" / "m.cymlp"

@@ -21,6 +21,7 @@ a small tagged form (`_encode` / `_decode`) that gives back the same types.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -231,10 +232,10 @@ def save(estimator, path):
         os.path.dirname(target), f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp"
     )
     try:
-        f = open(tmp, "xb")  # new files get the permissions open() gives (the umask's)
-    except OSError as exc:  # e.g. a missing folder: name the user's path, not tmp
-        raise type(exc)(exc.errno, exc.strerror, path) from None
-    try:
+        try:
+            f = open(tmp, "xb")  # new files get the permissions open() gives (the umask's)
+        except OSError as exc:  # e.g. a missing folder: name the user's path, not tmp
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         with f:
             np.savez(f, **members)
             f.flush()
@@ -242,8 +243,13 @@ def save(estimator, path):
         if os.path.exists(target):  # replacing a file keeps its permissions
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(tmp, target)
+    except FileExistsError:  # tmp is another writer's (a 48-bit name taken): not ours
+        raise
     except BaseException:
-        os.unlink(tmp)
+        # also after a Ctrl-C right after open() (tmp made, f not yet ours) or right after
+        # the rename (tmp gone, the model saved)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
