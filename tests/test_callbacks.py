@@ -420,6 +420,12 @@ def test_schedule_of_the_epoch_alone():
     with pytest.raises(TypeError, match="inside the schedule"):
         _reg(callbacks=[LearningRateScheduler(broken)]).fit(X, y)
 
+    # a numpy ufunc's signature lists `out` as a second positional argument: one input
+    # means schedule(epoch)
+    decay = np.frompyfunc(lambda e: 0.01 / (e + 1), 1, 1)
+    ufunc = quiet_fit(_reg(callbacks=[LearningRateScheduler(decay)]), X, y)
+    _same_weights(one, ufunc)
+
 
 def test_reduce_lr_on_plateau():
     """min_delta larger than any change: every epoch after the first stalls."""

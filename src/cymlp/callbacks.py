@@ -132,7 +132,10 @@ class Callback:
 def _can_take(function: Callable[..., Any], *args: Any) -> bool:
     """Whether function's signature takes these positional arguments (read from the
     signature, so that a TypeError raised inside the function is not mistaken for one);
-    True where there is no signature to read: the call then decides."""
+    True where there is no signature to read: the call then decides. A numpy ufunc
+    takes its nin inputs (its signature also lists `out`, a positional argument)."""
+    if isinstance(function, np.ufunc):
+        return len(args) == function.nin
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
