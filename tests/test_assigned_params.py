@@ -44,6 +44,31 @@ def test_assigned_array_of_wrong_shape(iris, name):
         clf.predict(X)
 
 
+@pytest.mark.parametrize("bad", [None, 1 + 1j, np.datetime64("2026-01-01", "s"), "0.5"], ids=repr)
+def test_assigned_array_of_no_real_numbers(iris, bad):
+    # numpy would cast them into the weights: None to NaN, complex to its real part,
+    # datetimes to integers, strings of numbers to numbers
+    X, y = iris
+    clf = _fitted(X, y)
+    clf.coefs_[1] = np.full(clf.coefs_[1].shape, bad)
+    with pytest.raises(TypeError, match=r"coefs_\[1\] must hold real numbers"):
+        clf.predict(X)
+
+
+def test_assigned_values_beyond_a_float32_network(iris):
+    X, y = iris
+    clf = _fitted(X, y, dtype=np.float32)
+    big = clf.coefs_[0].astype(np.float64)
+    big[0, 0] = 1e300
+    clf.coefs_[0] = big
+    with pytest.raises(ValueError, match=r"coefs_\[0\] has values beyond the range of float32"):
+        clf.predict(X)
+    big[0, 0] = np.inf  # an infinite value is taken as it is (scikit-learn's would be too)
+    clf.coefs_[0] = big
+    clf.predict(X)
+    assert np.isinf(clf.coefs_[0][0, 0])
+
+
 def test_assigned_arrays_are_used(iris):
     X, y = iris
     clf = _fitted(X, y)

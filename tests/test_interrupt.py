@@ -173,3 +173,39 @@ def test_a_signal_after_an_epoch_keeps_the_step_count(alarm_in, restore_blas_thr
     else:
         assert est._optimizer.t == t
     assert _blas_state() == before
+
+
+HANDLER_FITS = textwrap.dedent("""
+    import signal, threading, os, warnings
+    import numpy as np
+    from cymlp import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100_000, 256), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(512, 256), batch_size=64, max_iter=1)
+
+    def handler(signum, frame):  # trains the model being trained
+        clf.partial_fit(X[:100], y[:100])
+
+    signal.signal(signal.SIGUSR1, handler)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(X, y)  # one epoch of many seconds: the handler runs inside it
+        print("no error")
+    except RuntimeError as exc:
+        print(exc)
+""")
+
+
+@posix_signals
+def test_a_signal_handler_that_fits_the_model_being_trained():
+    # the handler runs inside the engine's epoch (its check for signals), in the thread
+    # that is fitting; its fit freed the workspace under the epoch (a segfault)
+    proc = subprocess.run(
+        [sys.executable, "-c", HANDLER_FITS], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "being trained by another call" in proc.stdout

@@ -695,3 +695,34 @@ print(rss_300 - rss_50, (traced_300 - traced_50) // 1024)
     rss_growth_kb, traced_growth_kb = map(int, out.split())
     assert traced_growth_kb < 1024, f"Python-level allocations grew by {traced_growth_kb} kB"
     assert rss_growth_kb < 10 * 1024, f"RSS grew by {rss_growth_kb} kB over 250 cycles"
+
+
+def test_networks_hold_no_unused_buffers():
+    # A wide input (hashed text features, 2**21 columns): the batch-norm accumulator was
+    # sized by the widest layer, the input included, and every network carried a gradient
+    # buffer as large as its parameters, the float64 copy that predicts float64 X for a
+    # float32 model too (a new one at every call).
+    import tracemalloc
+
+    from cymlp._engine import Network
+
+    n_features = 2**21
+    tracemalloc.start()
+    try:
+        net = Network([n_features, 2, 1], "relu", "logistic", np.float32)
+        allocated = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert allocated < net.params.nbytes + 2**20
+
+    X = sp.random(20, n_features, density=5 / n_features, format="csr", dtype=np.float32)
+    est = quiet_fit(cymlp.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1), X, np.arange(20) % 2)
+    assert est._network.dtype == np.float32
+    X64 = X[:5].astype(np.float64)
+    tracemalloc.start()
+    try:
+        est.predict_proba(X64)  # through a float64 copy of the network
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * est._network.params.nbytes + 2**20

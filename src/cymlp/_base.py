@@ -282,9 +282,20 @@ class BaseMLP(BaseEstimator, ABC):
                 if value is view:
                     continue
                 value = np.asarray(value)
+                if value.dtype.kind not in "biuf":  # numpy would cast None to NaN, complex
+                    raise TypeError(  # to its real part, datetimes to integers
+                        f"{name}[{i}] must hold real numbers, got an array of {value.dtype}"
+                    )
                 if value.shape != view.shape:
                     raise ValueError(f"{name}[{i}] has shape {value.shape}, expected {view.shape}")
-                view[...] = value
+                with np.errstate(over="ignore"):
+                    cast = value.astype(view.dtype)
+                if value.dtype.kind == "f" and (np.isfinite(value) > np.isfinite(cast)).any():
+                    raise ValueError(
+                        f"{name}[{i}] has values beyond the range of {view.dtype}, the dtype "
+                        "the network computes in."
+                    )
+                view[...] = cast
         self._bind_views()
 
     def __getstate__(self):

@@ -982,6 +982,10 @@ cdef class Network:
     cdef object _ws, _ws_rows, _a_off, _d_off, _pre_off, _xh_off, _st_off
     cdef object _xbuf, _ybuf, _swbuf, _partial, _carry_sq, _chunks
     cdef int _hidden_act, _out_act, _out_loss
+    # Set while a training call holds pointers into the workspace without the GIL: reserve
+    # and release refuse to touch it meanwhile (a second training call from another
+    # thread, through a shallow copy of the estimator, or from a signal handler).
+    cdef bint _busy
 
     def __init__(self, layer_units, hidden_activation, output_activation, dtype, *,
                  dropout=None, batch_norm=False, loss="squared_error", huber_delta=1.0):
@@ -1034,9 +1038,11 @@ cdef class Network:
         self._r_off = np.asarray(r_off + [0] * (len(units) - len(r_off)), dtype=np.intp)
         self._rates = np.asarray([0.0] + rates + [0.0], dtype=np.float64)
         self._keys = np.zeros(len(units), dtype=np.uint64)
-        self._acc = np.zeros(2 * max(units), dtype=np.float64)
+        self._acc = np.zeros(2 * max(hidden, default=1), dtype=np.float64)  # (batch norm)
         self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
+        # allocated by the first reserve: a network that only predicts (a float64 copy
+        # made to predict float64 X) never needs it
+        self.grads = None
         self.running = np.zeros(2 * sum(hidden) if self.batch_norm else 0, dtype=self.dtype)
         self.coefs = [self.params[o:o + a * b].reshape(a, b) for o, (a, b) in zip(w_off, fans)]
         self.intercepts = [self.params[o:o + b] for o, b in zip(b_off, units[1:])]
@@ -1097,6 +1103,9 @@ cdef class Network:
         deltas (and, where needed, pre-activations, normalized values and batch
         statistics), the gathered rows, targets and weights, the optimizer's partial
         sums. Kept until release(); the epochs of a fit reuse it without allocating."""
+        self._check_idle()
+        if self.grads is None:
+            self.grads = np.zeros_like(self.params)
         if self._ws is not None and self._ws_rows >= rows:
             return
         widths = self.layer_units[1:]
@@ -1131,8 +1140,16 @@ cdef class Network:
             self._xbuf = np.empty((self._ws_rows, self.layer_units[0]), dtype=self.dtype)
         return self._xbuf
 
+    def _check_idle(self):
+        if self._busy:
+            raise RuntimeError(
+                "This network is being trained by another call: from another thread (the "
+                "estimator or a shallow copy of it fitted twice at once) or from a signal "
+                "handler that fits the model being trained.")
+
     def release(self):
         """Free the training workspace."""
+        self._check_idle()
         self._ws = self._xbuf = self._ybuf = self._swbuf = self._partial = None
         self._ws_rows = 0
 
@@ -1302,6 +1319,19 @@ cdef class Network:
                                   or stats.shape != (5 + 4 * self.n_outputs,)):
             raise ValueError("stats must come from new_stats()")
         self.reserve(batch)
+        self._busy = True  # (nothing between reserve and here lets another thread run)
+        try:
+            return self._train_epoch_reserved(Y, sample_weight, order, held, n, batch,
+                                              n_batches, k0, k1, alpha, optimizer, stats,
+                                              epoch, seed)
+        finally:
+            self._busy = False
+
+    cdef object _train_epoch_reserved(self, Y, sample_weight, order, held, Py_ssize_t n,
+                                      Py_ssize_t batch, Py_ssize_t n_batches, Py_ssize_t k0,
+                                      Py_ssize_t k1, double alpha, optimizer, stats, epoch,
+                                      seed):
+        """train_epoch, once its arguments are checked and the workspace reserved."""
         self._set_keys(epoch, seed)
         s1, s2 = optimizer.buffers()
         if s1.shape != self.params.shape or s1.dtype != self.dtype:
@@ -1389,6 +1419,17 @@ cdef class Network:
         Y, sample_weight = self._targets(Y, n, sample_weight)
         cdef Py_ssize_t chunk = n if training else min(n, DEFAULT_CHUNK)
         self.reserve(chunk)
+        self._busy = True  # (as in train_epoch)
+        try:
+            return self._loss_and_grad_reserved(Y, sample_weight, held, n, chunk, alpha,
+                                                training, epoch, seed)
+        finally:
+            self._busy = False
+
+    cdef object _loss_and_grad_reserved(self, Y, sample_weight, held, Py_ssize_t n,
+                                        Py_ssize_t chunk, double alpha, bint training, epoch,
+                                        seed):
+        """loss_and_grad, once its arguments are checked and the workspace reserved."""
         self._set_keys(epoch, seed)
         cdef double sw_sum = float(np.sum(sample_weight, dtype=np.float64)) \
             if sample_weight is not None else n
