@@ -145,6 +145,14 @@ def test_inconsistent_headers(saved, change, match):
         cymlp.load(saved)
 
 
+@pytest.mark.parametrize("classes", [[0, 0, 2], [2, 1, 0], [[0, 1, 2]], [0.0, np.nan, 2.0]])
+def test_classes_not_sorted_and_distinct(saved, classes):
+    # the output columns follow np.unique's classes: others predicted wrong labels
+    _rewrite(saved, arrays=lambda members: members.update(classes_=np.array(classes)))
+    with pytest.raises(ValueError, match="the classes are not one sorted list"):
+        cymlp.load(saved)
+
+
 def test_array_with_wrong_shape_or_dtype(saved):
     _rewrite(saved, arrays=lambda m: m.update(params=m["params"][:-1]))
     with pytest.raises(ValueError, match="'params' has shape"):

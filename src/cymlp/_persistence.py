@@ -504,7 +504,12 @@ def _check_outputs(estimator, network):
     lb = getattr(estimator, "_label_binarizer", None)
     if lb is None:
         return
-    n_classes = len(lb.classes_)
+    classes = np.asarray(lb.classes_)
+    # as fitting leaves them: np.unique's, which the outputs' columns follow
+    ordered = classes.ndim == 1 and np.array_equal(np.unique(classes), classes)
+    if not ordered or not np.array_equal(getattr(estimator, "classes_", classes), classes):
+        raise ValueError("the classes are not one sorted list of distinct labels")
+    n_classes = len(classes)
     wanted = {"binary": 1, "multiclass": n_classes, "multilabel-indicator": n_classes}
     if lb.y_type_ not in wanted or (lb.y_type_ == "binary" and n_classes > 2):
         raise ValueError(f"the target type {lb.y_type_!r} does not fit {n_classes} classes")
