@@ -512,7 +512,7 @@ def test_model_checkpoint_every_epoch(tmp_path):
     assert names == [f"m-{e:02d}-{losses[e]:.3f}.cymlp" for e in range(3)]
     first = cymlp.load(tmp_path / names[0])
     _same_weights(first, quiet_fit(_clf(max_iter=1), X, y))
-    assert [repr(cb) for cb in first.callbacks] == [repr(ModelCheckpoint(path))]
+    assert first.callbacks is None  # a file does not choose where the next fit writes
     assert len(first.history_["loss"]) == 1
 
 

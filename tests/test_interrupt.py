@@ -115,7 +115,9 @@ def test_a_signal_handlers_exception_leaves_fit(alarm_in, restore_blas_threads):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20_000, 64), dtype=np.float32)
     y = (X[:, 0] > 0).astype(int)
-    est = MLPClassifier(hidden_layer_sizes=(256, 128), batch_size=100, max_iter=200, tol=0)
+    est = MLPClassifier(
+        hidden_layer_sizes=(256, 128), batch_size=100, max_iter=200, n_iter_no_change=np.inf
+    )
     before = _blas_state()
     alarm_in(0.3)
     with pytest.raises(_Alarm):
@@ -161,7 +163,11 @@ def test_a_signal_after_an_epoch_keeps_the_step_count(alarm_in, restore_blas_thr
     y = (X[:, 0] > 0).astype(int)
     record = Record()
     est = MLPClassifier(
-        hidden_layer_sizes=(512, 256), batch_size=4000, max_iter=500, tol=0, callbacks=[record]
+        hidden_layer_sizes=(512, 256),
+        batch_size=4000,
+        max_iter=500,
+        n_iter_no_change=np.inf,
+        callbacks=[record],
     )
     before = _blas_state()
     alarm_in(0.5)
@@ -181,9 +187,10 @@ HANDLER_FITS = textwrap.dedent("""
     from cymlp import MLPClassifier
 
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((100_000, 256), dtype=np.float32)
+    X = rng.standard_normal((200_000, 256), dtype=np.float32)
     y = (X[:, 0] > 0).astype(int)
-    clf = MLPClassifier(hidden_layer_sizes=(512, 256), batch_size=64, max_iter=1)
+    # one epoch of many seconds, as above
+    clf = MLPClassifier(hidden_layer_sizes=(1024, 1024), batch_size=64, max_iter=1)
 
     def handler(signum, frame):  # trains the model being trained
         clf.partial_fit(X[:100], y[:100])
@@ -193,7 +200,7 @@ HANDLER_FITS = textwrap.dedent("""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf.fit(X, y)  # one epoch of many seconds: the handler runs inside it
+            clf.fit(X, y)  # the handler runs inside the epoch
         print("no error")
     except RuntimeError as exc:
         print(exc)

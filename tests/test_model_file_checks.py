@@ -88,6 +88,8 @@ def test_directory_is_refused(tmp_path):
         (b'{"format": "other"}', "not a cymlp model file"),
         (b'{"format": "cymlp-model", "format_version": "1"}', "invalid format version"),
         (b'{"format": "cymlp-model", "format_version": 0}', "invalid format version"),
+        (b'{"format": "cymlp-model", "format_version": true}', "invalid format version"),
+        (b"[" * 100_000 + b"]" * 100_000, "damaged header"),  # deeper than Python recurses
     ],
 )
 def test_bad_headers(saved, header, match):
@@ -116,6 +118,29 @@ def _set_state(name, value):
         (_set_param("dtype", {"dtype": "|O"}), "not allowed in a model file"),
         (_set_state("n_features_in_", 7), "n_features_in_ does not match"),
         (_set_state("n_iter_", 1.5), "n_iter_ is not an integer"),
+        (_set_state("n_iter_", -1), "n_iter_ is not a count"),
+        (lambda h: h["state"]["optimizer"].update(t=2**70), "step count is not a count"),
+        (lambda h: h["state"]["optimizer"].update(t=-1), "step count is not a count"),
+        (
+            lambda h: h["state"]["network"].update(layer_units=[4, 10**6, 10**6, 3]),
+            "the layers need",  # refused before a network of 10**12 weights is allocated
+        ),
+        (
+            lambda h: h["state"]["network"].update(output_activation="identity"),
+            "out_activation_ is not the network's 'identity'",
+        ),
+        (
+            lambda h: (
+                h["state"].update(out_activation_="logistic")
+                or h["state"]["network"].update(output_activation="logistic")
+            ),
+            "'multiclass' targets do not fit the output activation 'logistic'",
+        ),
+        (_set_param("alpha", {"np_scalar": "<U3", "value": "abc"}), "not a numeric scalar"),
+        (
+            _set_param("callbacks", [{"callback": "ModelCheckpoint", "args": {"dict": []}}]),
+            "unknown callback 'ModelCheckpoint'",  # a file does not choose what fit writes
+        ),
         (_set_state("loss_", "low"), "loss_ is not a number"),
         (lambda h: h["state"]["optimizer"].update(kind="sgd"), "sgd optimizer has 1 state"),
         (lambda h: h["state"]["optimizer"].update(kind="nadam"), "unknown optimizer 'nadam'"),
@@ -153,9 +178,54 @@ def test_classes_not_sorted_and_distinct(saved, classes):
         cymlp.load(saved)
 
 
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.update(params=m["params"].astype(np.int64)), "'params' has a disallowed"),
+        (lambda m: m.update(params=m["params"].astype("<U6")), "'params' has a disallowed"),
+        (lambda m: m["params"].__setitem__(0, np.nan), "the weights are not all finite"),
+        (lambda m: m.update(optimizer_0=m["optimizer_0"] > 0), "'optimizer_0' has a disallowed"),
+    ],
+)
+def test_arrays_of_the_wrong_kind(saved, change, match):
+    # they were cast into the weights (text parsed by numpy, booleans as 0 and 1)
+    _rewrite(saved, arrays=change)
+    with pytest.raises(ValueError, match=match):
+        cymlp.load(saved)
+
+
+def test_members_the_header_does_not_list(saved, tmp_path):
+    # never read: a few bytes that inflate to gigabytes were decompressed before any check
+    import zipfile
+
+    with zipfile.ZipFile(saved, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("extra.npy", b"\0" * 10_000_000)
+    with pytest.raises(ValueError, match="members its header does not list"):
+        cymlp.load(saved)
+    with zipfile.ZipFile(tmp_path / "raw", "w") as z:  # a header that is no .npy array
+        z.writestr("header", b'{"format": "cymlp-model"}')
+    with pytest.raises(ValueError, match="damaged header"):
+        cymlp.load(tmp_path / "raw")
+
+
+def test_feature_names_of_the_wrong_shape(tmp_path, iris):
+    pd = pytest.importorskip("pandas")
+    X, y = iris
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    _fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0), df, y).save(
+        tmp_path / "m"
+    )
+    _rewrite(
+        tmp_path / "m",
+        arrays=lambda m: m.update(feature_names_in_=m["feature_names_in_"].reshape(2, 2)),
+    )
+    with pytest.raises(ValueError, match="does not name each feature once"):
+        cymlp.load(tmp_path / "m")
+
+
 def test_array_with_wrong_shape_or_dtype(saved):
     _rewrite(saved, arrays=lambda m: m.update(params=m["params"][:-1]))
-    with pytest.raises(ValueError, match="'params' has shape"):
+    with pytest.raises(ValueError, match="the weights hold 34 values, the layers need 35"):
         cymlp.load(saved)
     _rewrite(saved, arrays=lambda m: m.update(params=m["params"].astype(np.complex128)))
     with pytest.raises(ValueError, match="disallowed dtype"):

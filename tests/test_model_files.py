@@ -228,6 +228,17 @@ def test_ctrl_c_during_save(tmp_path, monkeypatch, moment):
     assert_array_equal(cymlp.load(path).predict_proba(X), clf.predict_proba(X))
 
 
+def test_save_under_a_file_and_a_long_file_name(tmp_path):
+    clf, X, y = _fitted_classifier()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError) as raised:  # open()'s, not the clean-up's
+        clf.save(tmp_path / "afile" / "m")
+    assert ".tmp" not in str(raised.value) and "afile" in str(raised.value)
+    long = tmp_path / ("m" * 246)  # a valid name, which the temporary one made too long
+    clf.save(long)
+    assert_array_equal(cymlp.load(long).predict_proba(X), clf.predict_proba(X))
+
+
 def test_save_errors_name_the_given_path(tmp_path):
     clf, X, y = _fitted_classifier()
     missing = tmp_path / "no_such_folder" / "m.cymlp"
@@ -278,7 +289,6 @@ def test_cymlps_callbacks_are_stored_by_their_arguments(tmp_path):
     kept = [
         EarlyStopping(monitor="loss", patience=3, min_delta=0.01, restore_best_weights=True),
         ReduceLROnPlateau(monitor="loss", factor=0.5, cooldown=2),
-        ModelCheckpoint(pathlib.Path(tmp_path / "ck-{epoch}.cymlp"), monitor="loss"),
         TerminateOnNaN(),
     ]
     clf.set_params(callbacks=kept)
@@ -288,12 +298,13 @@ def test_cymlps_callbacks_are_stored_by_their_arguments(tmp_path):
     loaded = cymlp.load(tmp_path / "m")
     assert [repr(cb) for cb in loaded.callbacks] == [repr(cb) for cb in kept]
     assert all(a is not b for a, b in zip(loaded.callbacks, kept))
-    assert isinstance(loaded.callbacks[2].filepath, pathlib.Path)
     assert _header(tmp_path / "m")["format_version"] == 3
-    # code is not stored: a schedule function, or a subclass
+    # code is not stored: a schedule function, or a subclass; nor is a checkpoint's path
+    # (a file from elsewhere would choose what the next fit overwrites)
     for unstorable in (
         LearningRateScheduler(lambda e, lr: lr),
         type("Mine", (TerminateOnNaN,), {})(),
+        ModelCheckpoint(pathlib.Path(tmp_path / "ck-{epoch}.cymlp"), monitor="loss"),
     ):
         clf.set_params(callbacks=[kept[0], unstorable])
         with pytest.warns(UserWarning, match="callbacks=.*saved as None"):

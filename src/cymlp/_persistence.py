@@ -50,8 +50,10 @@ if TYPE_CHECKING:
 FORMAT_NAME = "cymlp-model"
 FORMAT_VERSION = 3  # the newest version read and written
 # The callbacks a model file can hold: cymlp's own whose constructor arguments are data
-# (LearningRateScheduler's is a function). Subclasses are code: never stored.
-STORABLE_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "TerminateOnNaN")
+# (LearningRateScheduler's is a function) and harmless from a file of unknown origin
+# (ModelCheckpoint's path would let the file choose what the next fit overwrites).
+# Subclasses are code: never stored.
+STORABLE_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "TerminateOnNaN")
 
 
 class _Unstorable(Exception):
@@ -99,7 +101,10 @@ def _decode(value):
     if not isinstance(value, dict):
         return value
     if set(value) == {"np_scalar", "value"}:
-        return np.dtype(value["np_scalar"]).type(_decode(value["value"]))
+        dtype = _numeric_dtype(value["np_scalar"])
+        if dtype.kind == "U":
+            raise ValueError(f"dtype {value['np_scalar']!r} is not a numeric scalar's")
+        return dtype.type(_decode(value["value"]))
     if set(value) == {"float"}:
         if value["float"] not in ("inf", "-inf", "nan"):
             raise ValueError(f"bad float {value['float']!r}")
@@ -228,8 +233,9 @@ def save(estimator, path):
     if os.path.isdir(target):
         raise IsADirectoryError(errno.EISDIR, "Is a directory: cannot save a model as it", path)
     # written next to the target, then renamed over it: never a half-written model file
+    # (the name cut so that the temporary one stays within the usual 255-byte limit)
     tmp = os.path.join(
-        os.path.dirname(target), f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp"
+        os.path.dirname(target), f".{os.path.basename(target)[:200]}.{secrets.token_hex(6)}.tmp"
     )
     try:
         try:
@@ -248,7 +254,7 @@ def save(estimator, path):
     except BaseException:
         # also after a Ctrl-C right after open() (tmp made, f not yet ours) or right after
         # the rename (tmp gone, the model saved)
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # (none made: the error is open()'s)
             os.unlink(tmp)
         raise
 
@@ -354,7 +360,13 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
         )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            members = {name: npz[name] for name in npz.files}
+            header = _read_header(npz, path)
+            # only the members the header lists (and checks) are read: an unknown one,
+            # perhaps a small file that inflates to gigabytes, never is
+            listed = header.get("sha256")
+            if not isinstance(listed, dict) or set(npz.files) != set(listed) | {"header"}:
+                raise ValueError(f"{path!r} has members its header does not list")
+            members = {name: npz[name] for name in listed}
     # (zipfile raises NotImplementedError for an unknown compression method or version
     # and RuntimeError for an encrypted member: damage can make either appear)
     except (
@@ -365,32 +377,52 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
         KeyError,
         NotImplementedError,
         RuntimeError,
+        MemoryError,  # an array whose .npy header claims more than memory holds
     ) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(repr(path)):
+            raise
         raise ValueError(f"{path!r} is damaged or truncated: {exc}") from None
     try:
-        header = json.loads(members.pop("header").tobytes().decode())
-    except KeyError:
-        raise ValueError(f"{path!r} has no header: not a cymlp model file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path!r} has a damaged header: {exc}") from None
+        return _restore(header, members)
+    except ValueError as exc:
+        raise ValueError(f"{path!r} is not a valid cymlp model file: {exc}") from None
+    except (
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
+        raise ValueError(
+            f"{path!r} is not a valid cymlp model file: bad or missing {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _read_header(npz, path):
+    """The JSON header of an opened model file, checked to be a cymlp one whose version
+    this release reads."""
+    if "header" not in npz.files:
+        raise ValueError(f"{path!r} has no header: not a cymlp model file")
+    raw = npz["header"]
+    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{path!r} has a damaged header")
+    try:
+        header = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path!r} has a damaged header: {type(exc).__name__}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{path!r} is not a cymlp model file")
     version = header.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:
         raise ValueError(f"{path!r} has an invalid format version {version!r}")
     if version > FORMAT_VERSION:
         raise ValueError(
             f"{path!r} was written in model-file format version {version}; this cymlp "
             f"reads versions 1 to {FORMAT_VERSION}. Upgrade cymlp to load it."
         )
-    try:
-        return _restore(header, members)
-    except ValueError as exc:
-        raise ValueError(f"{path!r} is not a valid cymlp model file: {exc}") from None
-    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
-        raise ValueError(
-            f"{path!r} is not a valid cymlp model file: bad or missing {type(exc).__name__}: {exc}"
-        ) from None
+    return header
 
 
 def _restore(header, arrays):
@@ -403,7 +435,9 @@ def _restore(header, arrays):
         if name not in arrays or _digest(arrays[name]) != digest:
             raise ValueError(f"array {name!r} is missing or damaged (checksum mismatch)")
     for name, array in arrays.items():
-        if array.dtype.kind not in "biufU":
+        # labels may be numbers or text, feature names text, all else is floats
+        kinds = "biufU" if name == "classes_" else "U" if name == "feature_names_in_" else "f"
+        if array.dtype.kind not in kinds:
             raise ValueError(f"array {name!r} has a disallowed dtype {array.dtype}")
     classes = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
     cls = classes[header["estimator"]]
@@ -413,7 +447,10 @@ def _restore(header, arrays):
 
     net = dict(state["network"])
     net["dtype"] = _numeric_dtype(net["dtype"])
+    _check_network_size(net, arrays["params"])  # before allocating what the header says
     network = Network(**net)
+    if not np.isfinite(arrays["params"]).all():
+        raise ValueError("the weights are not all finite")
     _copy_into(network.params, arrays["params"], "params")
     if "running" in arrays:
         _copy_into(network.running, arrays["running"], "running")
@@ -475,7 +512,7 @@ def _restore(header, arrays):
                 f"arrays, the model file {n_saved}"
             )
         if hasattr(optimizer, "t"):
-            optimizer.t = int(info["t"])
+            optimizer.t = _count(info["t"], "the optimizer's step count")
         if "base_learning_rate" in info and hasattr(optimizer, "set_base_learning_rate"):
             # a schedule or ReduceLROnPlateau may have changed it (Adam: learning_rate_init)
             optimizer.set_base_learning_rate(float(info["base_learning_rate"]))
@@ -486,11 +523,36 @@ def _restore(header, arrays):
     for name in ("n_iter_", "t_", "n_outputs_", "n_layers_"):
         if not isinstance(getattr(estimator, name), Integral):
             raise ValueError(f"{name} is not an integer")
+        _count(getattr(estimator, name), name)
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and names.shape != (estimator.n_features_in_,):
+        raise ValueError("feature_names_in_ does not name each feature once")
     if not isinstance(estimator.loss_, Real):
         raise ValueError("loss_ is not a number")
     _check_outputs(estimator, network)
     estimator._bind_views()
     return estimator
+
+
+def _count(value, name):
+    """A count read from a file: an int in [0, 2**62)."""
+    if type(value) is bool or not isinstance(value, Integral) or not 0 <= int(value) < 2**62:
+        raise ValueError(f"{name} is not a count: {value!r}")
+    return int(value)
+
+
+def _check_network_size(config, params):
+    """The parameter count the network's layers (and batch normalization) give must be
+    that of the stored weights: a header edited to huge layers is refused before the
+    network is allocated."""
+    units = config["layer_units"]
+    if not isinstance(units, list) or not all(type(u) is int and u > 0 for u in units):
+        raise ValueError(f"layer_units {units!r} are not positive integers")
+    expected = sum(a * b + b for a, b in zip(units, units[1:]))
+    if config.get("batch_norm"):
+        expected += 2 * sum(units[1:-1])
+    if params.ndim != 1 or params.size != expected:
+        raise ValueError(f"the weights hold {params.size} values, the layers need {expected}")
 
 
 def _check_outputs(estimator, network):
@@ -501,8 +563,13 @@ def _check_outputs(estimator, network):
         raise ValueError(f"n_outputs_ is {estimator.n_outputs_}, the network has {n_out} outputs")
     if estimator.n_layers_ != len(network.layer_units):
         raise ValueError("n_layers_ does not match the network")
+    head = network.output_activation
+    if head != estimator.out_activation_:
+        raise ValueError(f"out_activation_ is not the network's {head!r}")
     lb = getattr(estimator, "_label_binarizer", None)
-    if lb is None:
+    if lb is None:  # a regressor (exp: the Poisson loss's head)
+        if head not in ("identity", "exp"):
+            raise ValueError(f"a regressor's network has the output activation {head!r}")
         return
     classes = np.asarray(lb.classes_)
     # as fitting leaves them: np.unique's, which the outputs' columns follow
@@ -517,6 +584,8 @@ def _check_outputs(estimator, network):
         raise ValueError(
             f"{n_classes} classes of type {lb.y_type_!r} do not fit {n_out} network outputs"
         )
+    if head != ("softmax" if lb.y_type_ == "multiclass" else "logistic"):
+        raise ValueError(f"{lb.y_type_!r} targets do not fit the output activation {head!r}")
 
 
 def _copy_into(target, source, name):
