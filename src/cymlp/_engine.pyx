@@ -758,7 +758,7 @@ cdef object _signal_error = None
 
 cdef bint sigint_pending() noexcept with gil:
     """Run Python's pending signal handlers; True if one raised (the default SIGINT
-    handler does on Ctrl-C), its exception kept for raise_signal_error."""
+    handler does on Ctrl-C), its exception kept for _raise_signal_error."""
     global _signal_error
     try:
         _check_signals()
