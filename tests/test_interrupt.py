@@ -138,10 +138,12 @@ def test_a_signal_during_predict_gives_back_the_blas_limit(alarm_in, restore_bla
     est = MLPClassifier(hidden_layer_sizes=(1024, 512), max_iter=1).fit(X[:500], y[:500])
     before = _blas_state()
     alarm_in(0.2)  # predicting these rows takes longer: the signal lands inside
-    with pytest.raises(_Alarm):
+    with pytest.raises(_Alarm) as raised:
         for _ in range(20):
             est.predict_proba(X)
     assert _blas_state() == before
+    # raised by the engine between chunks, not once the whole prediction was done
+    assert any(entry.name.endswith("_raise_signal_error") for entry in raised.traceback)
 
 
 @posix_signals

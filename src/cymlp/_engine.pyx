@@ -775,9 +775,18 @@ def _raise_signal_error():
     raise error if error is not None else KeyboardInterrupt
 
 
-# Look at the clock every few batches, and take the GIL to look for Ctrl-C only when
-# this much CPU time has passed since the last look.
+# Look at the clock every few batches (or chunks), and take the GIL to look for Ctrl-C
+# only when this much CPU time has passed since the last look.
 cdef double SIGNAL_CHECK_SECONDS = 0.05
+
+
+cdef inline bint _signal_due(clock_t* last_check) noexcept nogil:
+    """Whether a look for signals (sigint_pending) is due: SIGNAL_CHECK_SECONDS of CPU
+    time since *last_check (then reset)."""
+    if clock() - last_check[0] < <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC):
+        return False
+    last_check[0] = clock()
+    return True
 
 
 cdef enum:
@@ -811,7 +820,6 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
     cdef Py_ssize_t k, start, nb, i, n_out = net.units[net.n_layers]
     cdef double sw_sum, loss, total = 0, lr0 = cfg.lr, sq = sq_io[0]
     cdef clock_t last_check = clock()
-    cdef clock_t check_ticks = <clock_t> (SIGNAL_CHECK_SECONDS * CLOCKS_PER_SEC)
     steps_done[0] = 0
     stopped[0] = 0
     yrows.dense = Y
@@ -851,11 +859,9 @@ cdef double train_epoch_core(const Net* net, Buffers* buf, const Rows* X,
         sq = step(cfg, P, G, <floating*> buf.state1, <floating*> buf.state2, n_params,
                   n_weights, buf.chunks, buf.n_chunks, partial, alpha > 0, net.n_threads)
         steps_done[0] = k + 1 - k0
-        if k % 4 == 3 and clock() - last_check >= check_ticks:
-            last_check = clock()
-            if sigint_pending():
-                stopped[0] = STOP_INTERRUPT
-                break
+        if k % 4 == 3 and _signal_due(&last_check) and sigint_pending():
+            stopped[0] = STOP_INTERRUPT
+            break
     sq_io[0] = sq
     return total
 
@@ -900,19 +906,28 @@ cdef inline bint _thread_per_chunk(Py_ssize_t n, Py_ssize_t chunk, int n_threads
 
 cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssize_t n,
                        floating* out, floating* h1, floating* h2, Py_ssize_t chunk,
-                       bint per_thread, Py_ssize_t h_size) noexcept nogil:
+                       bint per_thread, Py_ssize_t h_size, int* stopped) noexcept nogil:
     """out (n, n_outputs) = the network's output for the n rows, in chunks of chunk rows.
     Where per_thread (_thread_per_chunk), each thread takes whole chunks through every
     layer on its own (its layers' products in one thread, each chunk's activations
     staying in its cache, no fork/join between layers), thread t with its own h1 + t
     h_size and h2 + t h_size; otherwise the chunks go one after the other, each layer's
     product cut among the threads. The chunks, and the blocks each layer is cut into, are
-    the same both ways, and so are the outputs."""
+    the same both ways, and so are the outputs.
+
+    Between chunks the calling thread (thread 0, where Python runs signal handlers) looks
+    for a signal now and then: if a handler raised (Ctrl-C), *stopped = 1 and the chunks
+    not begun are skipped, for the caller to raise it (_raise_signal_error)."""
     cdef Py_ssize_t k, t, n_chunks = (n + chunk - 1) // chunk
     cdef Net one
+    cdef clock_t[1] last_check  # (an array: written through, it stays shared in prange)
+    last_check[0] = clock()
     if not per_thread:
         for k in range(n_chunks):
             predict_chunk(net, P, X, k * chunk, min(chunk, n - k * chunk), out, h1, h2)
+            if _signal_due(last_check) and sigint_pending():
+                stopped[0] = 1
+                return
         return
     with parallel(num_threads=net.n_threads):
         fp_enter()
@@ -922,8 +937,12 @@ cdef void predict_core(const Net* net, const floating* P, const Rows* X, Py_ssiz
         if net.nonfinite != NULL:
             one.nonfinite = net.nonfinite + t
         for k in prange(n_chunks, schedule="dynamic"):
+            if stopped[0]:
+                continue
             predict_chunk(&one, P, X, k * chunk, min(chunk, n - k * chunk), out,
                           h1 + t * h_size, h2 + t * h_size)
+            if t == 0 and _signal_due(last_check) and sigint_pending():
+                stopped[0] = 1
         fp_leave()
 
 
@@ -1531,15 +1550,18 @@ cdef class Network:
         cdef void* p1 = _ptr(h1)
         cdef void* p2 = _ptr(h2)
         cdef bint single = self.dtype == np.float32
+        cdef int stopped = 0
         with blas_single_threaded(), nogil:
             fp_enter()  # subnormals flushed to zero until fp_leave (_fpenv.pxd)
             if single:
                 predict_core(&net, <float*> P, &rows, n, <float*> o, <float*> p1, <float*> p2,
-                             chunk, per_thread, h_size)
+                             chunk, per_thread, h_size, &stopped)
             else:
                 predict_core(&net, <double*> P, &rows, n, <double*> o, <double*> p1,
-                             <double*> p2, chunk, per_thread, h_size)
+                             <double*> p2, chunk, per_thread, h_size, &stopped)
             fp_leave()
+        if stopped:
+            _raise_signal_error()
         return out, bool(flags.any())
 
     def _packed_weights(self, params, Py_ssize_t rows, bint sparse_input):
