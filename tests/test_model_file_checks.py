@@ -208,6 +208,32 @@ def test_members_the_header_does_not_list(saved, tmp_path):
         cymlp.load(tmp_path / "raw")
 
 
+def test_members_that_would_take_more_memory_than_the_file(saved, tmp_path):
+    # a compressed member can inflate far beyond the file; a .npy header can claim an
+    # array far beyond its data (numpy allocates it before reading): both are refused
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(saved) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    with zipfile.ZipFile(tmp_path / "deflated", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(ValueError, match="compressed member"):
+        cymlp.load(tmp_path / "deflated")
+
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+    )
+    members["loss_curve_.npy"] = out.getvalue()  # a header with no data after it
+    with zipfile.ZipFile(tmp_path / "claims", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(ValueError, match="claims more data than it holds"):
+        cymlp.load(tmp_path / "claims")
+
+
 def test_feature_names_of_the_wrong_shape(tmp_path, iris):
     pd = pytest.importorskip("pandas")
     X, y = iris

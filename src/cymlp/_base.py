@@ -58,9 +58,13 @@ def _check_fits_dtype(values, dtype, name):
 
 
 # The estimators being fitted, by id, with the thread fitting each. Two fits of one
-# estimator at once (fit, partial_fit or a warm start, from two threads) would train on
-# one network whose buffers each of them replaces and frees: the second is refused. An
-# entry left by an interrupted fit belongs to the thread that finds it, which goes on.
+# estimator at once (fit, partial_fit or a warm start, from two threads) would replace
+# each other's network, optimizer and history between epochs, and a failing one would
+# put back the estimator under the other: the second is refused, before it changes
+# anything. (The network's own guard, Network._check_idle, keeps its buffers safe from
+# any second caller, a shallow copy's or a signal handler's; this one keeps the
+# estimator whole.) An entry left by an interrupted fit belongs to the thread that finds
+# it, which goes on.
 _fitting: dict[int, int] = {}
 _fitting_lock = threading.Lock()
 
@@ -260,8 +264,7 @@ class BaseMLP(BaseEstimator, ABC):
         return views
 
     def _bind_views(self):
-        for name, views in self._view_attributes():
-            setattr(self, name, list(views))
+        self._install_network(self._network)
 
     def _install_network(self, network):
         """Make `network` the estimator's, with its views, in one step: a predict in
@@ -289,7 +292,7 @@ class BaseMLP(BaseEstimator, ABC):
                 if value.shape != view.shape:
                     raise ValueError(f"{name}[{i}] has shape {value.shape}, expected {view.shape}")
                 with np.errstate(over="ignore"):
-                    cast = value.astype(view.dtype)
+                    cast = value.astype(view.dtype, copy=False)
                 if value.dtype.kind == "f" and (np.isfinite(value) > np.isfinite(cast)).any():
                     raise ValueError(
                         f"{name}[{i}] has values beyond the range of {view.dtype}, the dtype "

@@ -22,6 +22,7 @@ def _tuning(
 def _rebuild_network(
     config: dict[str, Any], params: NDArray[Any], running: NDArray[Any]
 ) -> Network: ...
+def parameter_count(layer_units: Sequence[int], batch_norm: bool = False) -> int: ...
 
 class Network:
     @property

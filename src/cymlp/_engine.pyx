@@ -953,6 +953,14 @@ cdef void* _ptr(object arr):
     return <void*> <Py_ssize_t> arr.__array_interface__["data"][0]
 
 
+def parameter_count(layer_units, batch_norm=False):
+    """How many values a Network of these layers holds in params: the weights, the biases,
+    and with batch normalization each hidden unit's scale and shift (Network's layout)."""
+    units = [int(u) for u in layer_units]
+    count = sum(a * b + b for a, b in zip(units, units[1:]))
+    return count + (2 * sum(units[1:-1]) if batch_norm else 0)
+
+
 def _mix64(z):
     """The kernels' mix64, in Python (for the dropout keys)."""
     z &= 0xFFFFFFFFFFFFFFFF
@@ -1040,16 +1048,15 @@ cdef class Network:
         self.batch_norm = bool(batch_norm) and len(hidden) > 0
         fans = list(zip(units[:-1], units[1:]))
         self.n_weights = sum(a * b for a, b in fans)
-        n_params = self.n_weights + sum(units[1:])
+        n_params = parameter_count(units, self.batch_norm)
         w_off = np.cumsum([0] + [a * b for a, b in fans])[:-1]
         b_off = self.n_weights + np.cumsum([0] + units[1:])[:-1]
-        # per hidden layer l = 1..L-1 (index 0 unused): gamma_l offsets, running offsets
-        g_off = [0] + list(n_params + 2 * np.cumsum([0] + hidden)[:-1]) if self.batch_norm \
-            else [0] * len(units)
+        # per hidden layer l = 1..L-1 (index 0 unused): gamma_l offsets (after the
+        # biases), running offsets
+        g_off = [0] + list(self.n_weights + sum(units[1:]) + 2 * np.cumsum([0] + hidden)[:-1]) \
+            if self.batch_norm else [0] * len(units)
         r_off = [0] + list(2 * np.cumsum([0] + hidden)[:-1]) if self.batch_norm \
             else [0] * len(units)
-        if self.batch_norm:
-            n_params += 2 * sum(hidden)
         self._units = np.asarray(units, dtype=np.intp)
         self._w_off = np.asarray(w_off, dtype=np.intp)
         self._b_off = np.asarray(b_off, dtype=np.intp)

@@ -26,6 +26,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import secrets
@@ -41,7 +42,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 from . import callbacks
 from ._convert import FITTED_CURVES, FITTED_SCALARS
-from ._engine import Network
+from ._engine import Network, parameter_count
 
 if TYPE_CHECKING:
     from ._classes import MLPClassifier, MLPRegressor
@@ -361,11 +362,11 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             header = _read_header(npz, path)
-            # only the members the header lists (and checks) are read: an unknown one,
-            # perhaps a small file that inflates to gigabytes, never is
+            # only the members the header lists (and checks) are read
             listed = header.get("sha256")
             if not isinstance(listed, dict) or set(npz.files) != set(listed) | {"header"}:
                 raise ValueError(f"{path!r} has members its header does not list")
+            _check_member_sizes(npz.zip, listed, path)
             members = {name: npz[name] for name in listed}
     # (zipfile raises NotImplementedError for an unknown compression method or version
     # and RuntimeError for an encrypted member: damage can make either appear)
@@ -398,6 +399,26 @@ def load(path: PathLike) -> MLPClassifier | MLPRegressor:
         raise ValueError(
             f"{path!r} is not a valid cymlp model file: bad or missing {type(exc).__name__}: {exc}"
         ) from None
+
+
+def _check_member_sizes(zf, names, path):
+    """Each member stored uncompressed, as save writes them, and its array no larger than
+    the bytes it holds (by its .npy header, read before the array): reading a model file
+    then takes no more memory than its size, however it was made."""
+    for name in names:
+        info = zf.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{path!r} has a compressed member {name!r}: not a cymlp model file")
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+        if math.prod(shape) * dtype.itemsize > info.file_size:
+            raise ValueError(f"{path!r}: member {name!r} claims more data than it holds")
 
 
 def _read_header(npz, path):
@@ -548,9 +569,7 @@ def _check_network_size(config, params):
     units = config["layer_units"]
     if not isinstance(units, list) or not all(type(u) is int and u > 0 for u in units):
         raise ValueError(f"layer_units {units!r} are not positive integers")
-    expected = sum(a * b + b for a, b in zip(units, units[1:]))
-    if config.get("batch_norm"):
-        expected += 2 * sum(units[1:-1])
+    expected = parameter_count(units, bool(config.get("batch_norm")))
     if params.ndim != 1 or params.size != expected:
         raise ValueError(f"the weights hold {params.size} values, the layers need {expected}")
 
